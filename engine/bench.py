@@ -1,0 +1,314 @@
+"""``gradient-lab bench``: training steps per second on two fixed workloads, optionally next to
+PyTorch (CPU, 1 thread) started from the same data and initial weights.
+
+A step is forward + loss + backward + update on one minibatch. Gradient Lab runs with per-epoch
+evaluation off, so a timed round is one compiled call. With ``--peers`` the two engines take turns
+(Gradient Lab round, PyTorch round, ...) and each reports the median of its rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+EXIT_USER_ERROR = 2
+ROUND_SECONDS = 1.0  # a full run sizes each round to take about this long
+ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    toml: str
+    activations: tuple[str, ...]  # per layer, for the PyTorch twin
+    loss: str  # "mse" or "cross_entropy" (on logits)
+    optimizer: str  # "sgd" or "adam"
+    lr: float
+    target: float  # wanted speed ratio to PyTorch with 1 thread
+
+
+W1 = Workload(
+    name="W1 playground",
+    toml="""
+schema = 1
+seed = 1
+[data]
+dataset = "spiral"
+n = 500
+noise = 0.0
+validation_fraction = 0.0
+features = ["x1", "x2"]
+[model]
+init = "xavier_uniform"
+dtype = "float64"
+layers = [
+  { type = "dense", units = 8, activation = "tanh" },
+  { type = "dense", units = 8, activation = "tanh" },
+  { type = "dense", units = 1, activation = "tanh" },
+]
+[training]
+loss = "mse"
+optimizer = { name = "sgd", lr = 0.03 }
+batch_size = 10
+shuffle = true
+""",
+    activations=("tanh", "tanh", "tanh"),
+    loss="mse",
+    optimizer="sgd",
+    lr=0.03,
+    target=40.0,
+)
+
+W2 = Workload(
+    name="W2 digits MLP",
+    toml="""
+schema = 1
+seed = 1
+[data]
+dataset = "digits"
+validation_fraction = 0.0
+[model]
+init = "xavier_uniform"
+dtype = "float64"
+layers = [
+  { type = "dense", units = 128, activation = "relu" },
+  { type = "dense", units = 64, activation = "relu" },
+  { type = "dense", units = 10, activation = "linear" },
+]
+[training]
+loss = { name = "cross_entropy", input = "logits" }
+optimizer = { name = "adam", lr = 0.001 }
+batch_size = 32
+shuffle = true
+""",
+    activations=("relu", "relu", "linear"),
+    loss="cross_entropy",
+    optimizer="adam",
+    lr=1e-3,
+    target=3.0,
+)
+
+WORKLOADS = (W1, W2)
+
+
+@dataclass
+class Sizes:
+    warm_up: int  # steps in the untimed first call
+    steps: int | None  # steps per round; None sizes rounds to ROUND_SECONDS
+    rounds: int
+
+
+FULL = Sizes(warm_up=200, steps=None, rounds=ROUNDS)
+QUICK = Sizes(warm_up=5, steps=20, rounds=1)
+
+
+# ------------------------------------------------------------------------------------ engines
+
+
+def gradient_lab_runner(work: Workload, registry: Any) -> tuple[Any, Callable[[int], None], float]:
+    """The session, a function running n steps, and the seconds the session took to build
+    (which compiles the kernels, or loads them from the disk cache)."""
+    from engine.experiment import parse_experiment
+    from engine.session import Session
+
+    experiment = parse_experiment(work.toml, registry, source=work.name)
+    started = time.perf_counter()
+    session = Session(experiment, registry)
+    compile_s = time.perf_counter() - started
+    session.evaluate_epochs = False
+
+    def run(n: int) -> None:
+        done = session.run_steps(n)
+        if done != n or session.diverged is not None:
+            raise RuntimeError(f"{work.name}: training stopped after {done} of {n} steps")
+
+    return session, run, compile_s
+
+
+def torch_runner(work: Workload, session: Any, seed: int) -> Callable[[int], None]:
+    """The same network, data, initial weights, batch size and per-epoch shuffling in a plain
+    PyTorch loop (float64, the calling thread only)."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(1)
+    x = torch.from_numpy(np.ascontiguousarray(session.x_train, dtype=np.float64))
+    t = torch.from_numpy(np.ascontiguousarray(session.targets_train, dtype=np.float64))
+    if work.loss == "cross_entropy":
+        t = t.argmax(dim=1)
+    params = []
+    for i in range(len(work.activations)):
+        w = session.initial_params[f"layers.{i}.W"]  # (inputs, units); PyTorch wants (out, in)
+        b = session.initial_params[f"layers.{i}.b"]
+        params.append(torch.tensor(w.T.copy(), dtype=torch.float64, requires_grad=True))
+        params.append(torch.tensor(b.copy(), dtype=torch.float64, requires_grad=True))
+    acts: dict[str, Callable[[Any], Any]] = {
+        "tanh": torch.tanh,
+        "relu": torch.relu,
+        "linear": lambda z: z,
+    }
+    layers = [(params[2 * i], params[2 * i + 1], acts[a]) for i, a in enumerate(work.activations)]
+    loss_fn = F.mse_loss if work.loss == "mse" else F.cross_entropy
+    optimizer_cls = torch.optim.SGD if work.optimizer == "sgd" else torch.optim.Adam
+    opt = optimizer_cls(params, lr=work.lr)
+    rng = np.random.default_rng(seed)
+    n_train, bs = len(x), session.batch_size
+    start, perm = n_train, torch.arange(n_train)
+
+    def run(n: int) -> None:
+        nonlocal start, perm
+        for _ in range(n):
+            if start >= n_train:  # a new epoch: a new permutation
+                start, perm = 0, torch.from_numpy(rng.permutation(n_train))
+            idx = perm[start : start + bs]
+            start += bs
+            h = x[idx]
+            for w, b, act in layers:
+                h = act(F.linear(h, w, b))
+            loss = loss_fn(h, t[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    return run
+
+
+# ----------------------------------------------------------------------------------- measuring
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _seconds(run: Callable[[int], None], n: int) -> float:
+    started = time.perf_counter()
+    run(n)
+    return time.perf_counter() - started
+
+
+def _round_steps(run: Callable[[int], None], sizes: Sizes) -> int:
+    """Steps per round: fixed, or sized from a short timed probe to take ~ROUND_SECONDS."""
+    if sizes.steps is not None:
+        return sizes.steps
+    probe = sizes.warm_up
+    return max(probe, int(probe * ROUND_SECONDS / max(_seconds(run, probe), 1e-9)))
+
+
+def measure(work: Workload, registry: Any, sizes: Sizes, peers: bool) -> dict[str, Any]:
+    session, gl_run, compile_s = gradient_lab_runner(work, registry)
+    runners = {"value": gl_run}
+    if peers:
+        runners["torch_value"] = torch_runner(work, session, seed=session.experiment.seed)
+    steps = {}
+    for key, run in runners.items():
+        run(sizes.warm_up)
+        steps[key] = _round_steps(run, sizes)
+    rates: dict[str, list[float]] = {key: [] for key in runners}
+    for _ in range(sizes.rounds):  # interleaved: Gradient Lab, PyTorch, Gradient Lab, ...
+        for key, run in runners.items():
+            rates[key].append(steps[key] / _seconds(run, steps[key]))
+    record: dict[str, Any] = {
+        "workload": work.name,
+        "unit": "steps/s",
+        "value": statistics.median(rates["value"]),
+        "compile_s": compile_s,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    if peers:
+        record["torch_value"] = statistics.median(rates["torch_value"])
+        record["ratio"] = record["value"] / record["torch_value"]
+    if session.fused is None:
+        print(f"warning: {work.name} did not use the compiled path", file=sys.stderr)
+        record["note"] = "not fused: phase-by-phase path"
+    return record
+
+
+# ------------------------------------------------------------------------------------- report
+
+
+def machine_info(peers: bool) -> list[str]:
+    import numba
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
+                cpu,
+            )
+    except OSError:
+        pass
+    lines = [
+        f"CPU: {cpu}, {os.cpu_count()} logical cores",
+        f"Python {platform.python_version()}, NumPy {np.__version__}, Numba {numba.__version__}",
+    ]
+    if peers:
+        import torch
+
+        lines.append(f"PyTorch {torch.__version__}, {torch.get_num_threads()} thread")
+    return lines
+
+
+def table(records: list[dict[str, Any]], peers: bool, sizes: Sizes) -> str:
+    head = f"{'workload':<15} {'steps/s':>10} {'compile s':>10} {'peak RSS MB':>12}"
+    if peers:
+        head += f" {'torch steps/s':>14} {'ratio':>8} {'target':>8}"
+    lines = [*machine_info(peers), "", head, "-" * len(head)]
+    for r in records:
+        line = (
+            f"{r['workload']:<15} {r['value']:>10,.0f} {r['compile_s']:>10.2f} "
+            f"{r['peak_rss_mb']:>12.0f}"
+        )
+        if peers:
+            target = next(w.target for w in WORKLOADS if w.name == r["workload"])
+            mark = "ok" if r["ratio"] >= target else "below"
+            line += f" {r['torch_value']:>14,.0f} {r['ratio']:>7.1f}x {target:>5.0f}x {mark}"
+        if "note" in r:
+            line += f"  ({r['note']})"
+        lines.append(line)
+    rounds = "1 round" if sizes.rounds == 1 else f"median of {sizes.rounds} rounds of ~1 s"
+    lines += [
+        "",
+        f"steps/s: {rounds}, float64, after an untimed warm-up call.",
+        "compile s: building the session in this process, which compiles the kernels or "
+        "loads them from the disk cache (small when cached; later workloads reuse them).",
+        "peak RSS: the whole process's peak so far" + (", PyTorch included." if peers else "."),
+    ]
+    if peers:
+        lines.append("ratio: Gradient Lab steps/s over PyTorch steps/s (> 1 is faster).")
+    return "\n".join(lines)
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    if args.peers:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print(
+                "error: --peers needs PyTorch (CPU build): pip install torch==2.13.0",
+                file=sys.stderr,
+            )
+            return EXIT_USER_ERROR
+    from engine.registry import discover
+
+    registry = discover(plugins_dir=args.plugins_dir, safe_mode=args.safe_mode)
+    sizes = QUICK if args.quick else FULL
+    records = [measure(work, registry, sizes, args.peers) for work in WORKLOADS]
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        print(table(records, args.peers, sizes))
+    return 0

@@ -1,0 +1,315 @@
+"""The compiled path for stacks of dense and activation layers.
+
+``FusedNet`` describes such a model to ``engine.kernels`` and owns the work buffers, so a session
+can run one phase at a time or many steps in one compiled call with the same arithmetic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine import kernels
+from engine.compiled import activation_args
+from engine.model import Model
+from engine.plugin_api import ActivationFusion, DenseFusion, Loss, Optimizer, Regularizer
+
+
+def inline_rules(
+    loss: Loss, optimizer: Optimizer, regularizers: list[Regularizer]
+) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+    """Kernel codes for the loss, optimizer and regularizers, or None if one has no fast path."""
+    loss_code = kernels.LOSS_CODES.get(loss.inline_name())
+    rule = kernels.OPTIMIZER_RULES.get(optimizer.inline)
+    if loss_code is None or rule is None:
+        return None
+    codes, values = [], []
+    for reg in regularizers:
+        reg_rule = kernels.REGULARIZER_RULES.get(reg.inline)
+        if reg_rule is None:
+            return None
+        codes.append(reg_rule[0])
+        values.append(float(reg.hp[reg_rule[1]]))
+    return loss_code, rule[0], np.array(codes, dtype=np.int64), np.array(values)
+
+
+def optimizer_hp_vector(optimizer: Optimizer, dtype: Any) -> np.ndarray:
+    """The optimizer's hyperparameters in the order its inline rule reads them."""
+    names = kernels.OPTIMIZER_RULES[optimizer.inline][1]
+    return np.array([float(optimizer.hp[n]) for n in names], dtype=np.float64)
+
+
+def loss_hp(loss: Loss) -> float:
+    """The one hyperparameter an inline loss reads (huber's delta, hinge margins)."""
+    for name in ("delta", "margin"):
+        if name in loss.hp:
+            return float(loss.hp[name])
+    return 0.0
+
+
+class FusedNet:
+    """A dense/activation stack in the kernels' layout, with buffers for batches up to a size."""
+
+    def __init__(self, model: Model) -> None:
+        n = len(model.layers)
+        self.model = model
+        self.w_off = np.full(n, -1, dtype=np.int64)
+        self.b_off = np.full(n, -1, dtype=np.int64)
+        self.n_in = np.zeros(n, dtype=np.int64)
+        self.n_out = np.zeros(n, dtype=np.int64)
+        self.act = np.zeros(n, dtype=np.int64)
+        self.act_a = np.zeros(n)
+        self.act_b = np.zeros(n)
+        self.fn: Any = kernels.NO_FUNCTION
+        self.dfn: Any = kernels.NO_DERIVATIVE
+        for k, layer in enumerate(model.layers):
+            fusion = layer.fusion()
+            assert fusion is not None
+            slots = {s.name: s for s in model.layer_slots(k)}
+            self.n_in[k] = model.shapes[k][0]
+            self.n_out[k] = model.shapes[k + 1][0]
+            if isinstance(fusion, DenseFusion):
+                self.w_off[k] = slots[fusion.weight].offset
+                if fusion.bias:
+                    self.b_off[k] = slots[fusion.bias].offset
+            code, a, b, fn, dfn = activation_args(fusion.activation)
+            self.act[k], self.act_a[k], self.act_b[k] = code, a, b
+            if code == kernels.ACT_CUSTOM:
+                self.fn, self.dfn = fn, dfn
+        self.net = (self.w_off, self.b_off, self.n_in, self.n_out, self.act, self.act_a, self.act_b)
+        self.capacity = 0
+
+    @staticmethod
+    def supports(model: Model) -> bool:
+        """Flat input, every layer fusable, at most one custom (plugin) activation class."""
+        customs = set()
+        if len(model.shapes[0]) != 1 or not model.layers:
+            return False
+        for layer in model.layers:
+            fusion = layer.fusion()
+            if not isinstance(fusion, (DenseFusion, ActivationFusion)):
+                return False
+            act = fusion.activation
+            if act.inline not in kernels.ACTIVATION_CODES:
+                if not act.elementwise:
+                    return False
+                customs.add(type(act))
+        return len(customs) <= 1
+
+    def reserve(self, batch: int) -> None:
+        """Work buffers for batches of up to ``batch`` samples."""
+        if batch <= self.capacity:
+            return
+        dtype = self.model.dtype
+        width = int(max(self.n_out.max(), self.n_in.max()))
+        layers = len(self.n_in)
+        self.work_z = np.zeros((layers, batch * width), dtype=dtype)
+        self.work_y = np.zeros((layers, batch * width), dtype=dtype)
+        self.work_d = np.zeros((layers, batch * width), dtype=dtype)
+        self.work_dz = np.zeros(batch * width, dtype=dtype)
+        self.x_batch = np.zeros((batch, int(self.n_in[0])), dtype=dtype)
+        self.t_batch = np.zeros((batch, int(self.n_out[-1])), dtype=dtype)
+        self.capacity = batch
+
+    # --------------------------------------------------------------- views of one batch
+    def z(self, k: int, bs: int) -> np.ndarray:
+        return self.work_z[k, : bs * self.n_out[k]].reshape(bs, self.n_out[k])
+
+    def y(self, k: int, bs: int) -> np.ndarray:
+        return self.work_y[k, : bs * self.n_out[k]].reshape(bs, self.n_out[k])
+
+    def dy(self, k: int, bs: int) -> np.ndarray:
+        return self.work_d[k, : bs * self.n_out[k]].reshape(bs, self.n_out[k])
+
+    def layer_input(self, k: int, bs: int) -> np.ndarray:
+        return self.x_batch[:bs] if k == 0 else self.y(k - 1, bs)
+
+    # --------------------------------------------------------------- phases
+    def load_batch(
+        self, x: np.ndarray, t: np.ndarray, order: np.ndarray, start: int, bs: int
+    ) -> None:
+        self.reserve(bs)
+        kernels.gather_rows(x, order, start, bs, self.x_batch[:bs])
+        kernels.gather_rows(t, order, start, bs, self.t_batch[:bs])
+
+    def forward(self, k: int, bs: int) -> None:
+        kernels.forward_layer(
+            k,
+            self.net,
+            self.model.theta,
+            self.layer_input(k, bs),
+            self.z(k, bs),
+            self.y(k, bs),
+            self.fn,
+        )
+
+    def loss(self, loss_code: int, hp0: float, bs: int) -> float:
+        last = len(self.n_in) - 1
+        return float(
+            kernels.loss_and_grad(
+                loss_code, self.y(last, bs), self.t_batch[:bs], hp0, self.dy(last, bs)
+            )
+        )
+
+    def backward(self, k: int, bs: int, fuse_softmax_ce: bool) -> None:
+        last = len(self.n_in) - 1
+        dz = self.work_dz[: bs * self.n_out[k]].reshape(bs, self.n_out[k])
+        dx = self.dy(k - 1, bs) if k > 0 else dz
+        through = not (fuse_softmax_ce and k == last)
+        kernels.backward_layer(
+            k,
+            self.net,
+            self.model.theta,
+            self.layer_input(k, bs),
+            self.z(k, bs),
+            self.y(k, bs),
+            self.dy(k, bs),
+            dz,
+            dx,
+            self.model.grad,
+            self.dfn,
+            through,
+            k > 0,
+        )
+
+    def run(self, **kw: Any) -> int:
+        """Whole steps in one compiled call (arguments as kernels.train_steps)."""
+        self.reserve(int(kw["batch_size"].max()))
+        return int(
+            kernels.train_steps(
+                self.net,
+                self.model.theta,
+                self.model.grad,
+                kw["update"],
+                self.model.decay_mask,
+                kw["x"],
+                kw["t"],
+                kw["order"],
+                kw["batch_start"],
+                kw["batch_size"],
+                kw["lrs"],
+                kw["loss_code"],
+                kw["loss_hp"],
+                kw["fuse_softmax_ce"],
+                kw["opt_code"],
+                kw["opt_hp"],
+                kw["step"],
+                kw["slots"],
+                kw["reg_code"],
+                kw["reg_val"],
+                self.work_z,
+                self.work_y,
+                self.work_d,
+                self.work_dz,
+                self.x_batch,
+                self.t_batch,
+                self.fn,
+                self.dfn,
+                kw["losses"],
+            )
+        )
+
+    # --------------------------------------------------------------- compile ahead
+    @staticmethod
+    def warm_up_steps(dtype: Any) -> list[tuple[str, Any]]:
+        """Tiny calls that compile every kernel for ``dtype`` (or load it from the disk cache)."""
+        dt = np.dtype(dtype)
+        theta = np.ones(4, dtype=dt)
+        net = (
+            np.array([0], dtype=np.int64),
+            np.array([2], dtype=np.int64),
+            np.array([2], dtype=np.int64),
+            np.array([1], dtype=np.int64),
+            np.array([kernels.ACT_TANH], dtype=np.int64),
+            np.zeros(1),
+            np.zeros(1),
+        )
+        x = np.ones((2, 2), dtype=dt)
+        t = np.ones((2, 1), dtype=dt)
+        buf = np.zeros((1, 4), dtype=dt)
+        no_regs = (np.zeros(0, dtype=np.int64), np.zeros(0))
+        one = np.ones(1, dtype=np.int64)
+
+        def train() -> None:
+            kernels.train_steps(
+                net,
+                theta.copy(),
+                np.zeros(4, dt),
+                np.zeros(4, dt),
+                np.ones(4, dt),
+                x,
+                t,
+                np.zeros(2, dtype=np.int64),
+                np.zeros(1, dtype=np.int64),
+                one,
+                np.ones(1),
+                kernels.LOSS_MSE,
+                0.0,
+                False,
+                kernels.OPT_SGD,
+                np.zeros(5),
+                np.zeros(1),
+                np.zeros((3, 4), dt),
+                *no_regs,
+                buf.copy(),
+                buf.copy(),
+                buf.copy(),
+                np.zeros(4, dt),
+                np.zeros((1, 2), dt),
+                np.zeros((1, 1), dt),
+                kernels.NO_FUNCTION,
+                kernels.NO_DERIVATIVE,
+                np.zeros(1),
+            )
+
+        def phases() -> None:
+            z, y, d = np.zeros((2, 1), dt), np.zeros((2, 1), dt), np.zeros((2, 1), dt)
+            kernels.forward_layer(0, net, theta, x, z, y, kernels.NO_FUNCTION)
+            kernels.loss_and_grad(kernels.LOSS_MSE, y, t, 0.0, d)
+            kernels.backward_layer(
+                0,
+                net,
+                theta,
+                x,
+                z,
+                y,
+                d,
+                d.copy(),
+                x.copy(),
+                np.zeros(4, dt),
+                kernels.NO_DERIVATIVE,
+                True,
+                False,
+            )
+            kernels.gather_rows(x, np.zeros(2, dtype=np.int64), 0, 1, x.copy())
+            kernels.gather_rows(t, np.zeros(2, dtype=np.int64), 0, 1, t.copy())
+
+        def optimizer() -> None:
+            kernels.transform_gradient(*no_regs, np.zeros(4, dt))
+            kernels.add_penalties(*no_regs, theta, np.ones(4, dt), np.zeros(4, dt))
+            kernels.optimizer_step(
+                kernels.OPT_SGD,
+                np.zeros(5),
+                np.zeros(1),
+                np.zeros((3, 4), dt),
+                theta.copy(),
+                np.zeros(4, dt),
+                np.zeros(4, dt),
+                np.ones(4, dt),
+                *no_regs,
+            )
+
+        def activations() -> None:
+            z = np.ones((1, 1), dt)
+            kernels.apply_activation(kernels.ACT_TANH, 0.0, 0.0, kernels.NO_FUNCTION, z, z.copy())
+            kernels.activation_backward(
+                kernels.ACT_TANH, 0.0, 0.0, kernels.NO_DERIVATIVE, z, z.copy(), z.copy(), z.copy()
+            )
+
+        return [
+            ("training step", train),
+            ("layer phases", phases),
+            ("optimizer update", optimizer),
+            ("activations", activations),
+        ]

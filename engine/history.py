@@ -1,0 +1,93 @@
+"""Training history with bounded memory: long runs keep an evenly thinned record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class ThinningLog:
+    """Rows of (step, values...) capped at ``capacity``: when full, every other row is dropped
+    and from then on only every ``stride``-th step is kept, so memory stays bounded."""
+
+    def __init__(self, columns: tuple[str, ...], capacity: int = 100_000) -> None:
+        self.columns = columns
+        self.capacity = capacity
+        self.stride = 1
+        self._data = np.zeros((min(capacity, 1024), len(columns)))
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, step: int, *values: float) -> None:
+        self.extend(np.array([step]), *values)
+
+    def extend(self, steps: np.ndarray, *columns: Any) -> None:
+        """Append many rows (columns may be scalars); same thinning as ``append``."""
+        steps = np.asarray(steps)
+        block = np.column_stack([steps, *(np.broadcast_to(c, steps.shape) for c in columns)])
+        while len(block):
+            block = block[block[:, 0] % self.stride == 0]
+            room = self.capacity - self._count
+            if room == 0:
+                self._thin()
+                continue
+            take = block[:room]
+            self._reserve(self._count + len(take))
+            self._data[self._count : self._count + len(take)] = take
+            self._count += len(take)
+            block = block[room:]
+
+    def _thin(self) -> None:
+        """Drop every other kept row and double the stride."""
+        rows = self._data[: self._count]
+        kept = rows[rows[:, 0] % (2 * self.stride) == 0]
+        self._count = len(kept)
+        self._data[: self._count] = kept
+        self.stride *= 2
+
+    def _reserve(self, rows: int) -> None:
+        if rows > len(self._data):
+            grown = np.zeros(
+                (min(self.capacity, max(rows, 2 * len(self._data))), len(self.columns))
+            )
+            grown[: self._count] = self._data[: self._count]
+            self._data = grown
+
+    def truncate_after(self, step: int) -> None:
+        """Forget rows recorded after ``step`` (rewinding)."""
+        self._count = int(np.searchsorted(self._data[: self._count, 0], step, side="right"))
+
+    def array(self) -> np.ndarray:
+        return self._data[: self._count].copy()
+
+    def column(self, name: str) -> np.ndarray:
+        return self._data[: self._count, self.columns.index(name)].copy()
+
+
+class History:
+    """Per-step losses, per-epoch summaries, and per-layer norms."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.steps = ThinningLog(("step", "epoch", "train_loss"), capacity)
+        self.epochs: list[dict[str, Any]] = []
+        self.layer_norms: list[dict[str, Any]] = []
+        self.epoch_capacity = capacity
+
+    def add_epoch(self, record: dict[str, Any]) -> None:
+        self.epochs.append(record)
+        if len(self.epochs) > self.epoch_capacity:
+            self.epochs = self.epochs[::2]
+
+    def add_norms(self, record: dict[str, Any]) -> None:
+        self.layer_norms.append(record)
+        if len(self.layer_norms) > self.epoch_capacity:
+            self.layer_norms = self.layer_norms[::2]
+
+    def rewind_to(self, completed: int) -> None:
+        """Keep what was recorded while the first ``completed`` steps ran."""
+        self.steps.truncate_after(completed - 1)
+        self.epochs = [r for r in self.epochs if r["step"] <= completed]
+        self.layer_norms = [r for r in self.layer_norms if r["step"] <= completed]

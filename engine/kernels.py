@@ -1,0 +1,639 @@
+"""Compiled kernels for stacks of dense layers: one phase at a time, or many steps in one call.
+
+A network is described by a tuple of per-layer arrays (``NetSpec``) over one flat parameter vector
+``theta``; every kernel here is typed only by array dtypes, so one compiled (and disk-cached) copy
+serves every network, activation plugin and optimizer. Built-in activations, losses and optimizer
+rules are inlined by code; a plugin activation is called through its compiled ``cfunc``.
+The phase functions are the same ones the fused loop calls, so stepping phase by phase and running
+fast give the same bits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+# Activation codes (0 calls the plugin's compiled function).
+ACT_CUSTOM, ACT_LINEAR, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY = 0, 1, 2, 3, 4, 5
+ACT_ELU, ACT_GELU, ACT_SILU, ACT_SOFTPLUS, ACT_SOFTMAX = 6, 7, 8, 9, 10
+ACTIVATION_CODES = {
+    "linear": ACT_LINEAR,
+    "sigmoid": ACT_SIGMOID,
+    "tanh": ACT_TANH,
+    "relu": ACT_RELU,
+    "leaky_relu": ACT_LEAKY,
+    "elu": ACT_ELU,
+    "gelu": ACT_GELU,
+    "silu": ACT_SILU,
+    "softplus": ACT_SOFTPLUS,
+    "softmax": ACT_SOFTMAX,
+}
+
+LOSS_MSE, LOSS_MAE, LOSS_HUBER, LOSS_BCE, LOSS_BCE_LOGITS = 1, 2, 3, 4, 5
+LOSS_CE_LOGITS, LOSS_CE_PROBS, LOSS_HINGE, LOSS_MULTI_MARGIN = 6, 7, 8, 9
+LOSS_CODES = {
+    "mse": LOSS_MSE,
+    "mae": LOSS_MAE,
+    "huber": LOSS_HUBER,
+    "bce": LOSS_BCE,
+    "bce_with_logits": LOSS_BCE_LOGITS,
+    "cross_entropy_logits": LOSS_CE_LOGITS,
+    "cross_entropy_probs": LOSS_CE_PROBS,
+    "hinge": LOSS_HINGE,
+    "multi_margin": LOSS_MULTI_MARGIN,
+}
+
+OPT_SGD, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADADELTA, OPT_ADAM, OPT_ADAMW = 1, 2, 3, 4, 5, 6
+# Hyperparameters each inline rule reads, in the order of the kernel's ``hp`` vector.
+OPTIMIZER_RULES: dict[str, tuple[int, tuple[str, ...]]] = {
+    "sgd": (OPT_SGD, ("lr", "momentum", "dampening", "weight_decay", "nesterov")),
+    "adagrad": (OPT_ADAGRAD, ("lr", "lr_decay", "weight_decay", "eps")),
+    "rmsprop": (OPT_RMSPROP, ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")),
+    "adadelta": (OPT_ADADELTA, ("lr", "rho", "eps", "weight_decay")),
+    "adam": (OPT_ADAM, ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad")),
+    "adamw": (OPT_ADAMW, ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad")),
+}
+
+REG_L1, REG_L2, REG_CLIP_NORM, REG_CLIP_VALUE, REG_WEIGHT_DECAY = 1, 2, 3, 4, 5
+# Regularizers read their one hyperparameter by these names.
+REGULARIZER_RULES: dict[str, tuple[int, str]] = {
+    "l1": (REG_L1, "strength"),
+    "l2": (REG_L2, "strength"),
+    "clip_norm": (REG_CLIP_NORM, "max_norm"),
+    "clip_value": (REG_CLIP_VALUE, "clip_value"),
+    "weight_decay": (REG_WEIGHT_DECAY, "decay"),
+}
+
+SMALL_MATMUL = 4096  # below this many multiply-adds a plain loop beats a BLAS call
+
+# NumPy error semantics (x / 0 -> inf, no exception checks) let LLVM vectorize the loops.
+jit = nb.njit(cache=True, nogil=True, error_model="numpy")
+
+
+# ------------------------------------------------------------------------------------ activations
+
+
+@jit
+def _sigmoid(x):
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@jit
+def act_value(code, x, a, b, fn):
+    """y = f(x) for one element."""
+    if code == ACT_LINEAR:
+        return x
+    if code == ACT_SIGMOID:
+        return _sigmoid(x)
+    if code == ACT_TANH:
+        return math.tanh(x)
+    if code == ACT_RELU:
+        return x if x > 0.0 else 0.0
+    if code == ACT_LEAKY:
+        return x if x > 0.0 else a * x
+    if code == ACT_ELU:
+        return x if x > 0.0 else a * math.expm1(x)
+    if code == ACT_GELU:
+        return 0.5 * x * (1.0 + math.erf(x / math.sqrt(2.0)))
+    if code == ACT_SILU:
+        return x * _sigmoid(x)
+    if code == ACT_SOFTPLUS:
+        if a * x > b:
+            return x
+        return math.log1p(math.exp(a * x)) / a
+    return fn(x, a, b)
+
+
+@jit
+def act_deriv(code, x, y, a, b, dfn):
+    """dy/dx for one element, given x and y = f(x)."""
+    if code == ACT_LINEAR:
+        return 1.0
+    if code == ACT_SIGMOID:
+        return y * (1.0 - y)
+    if code == ACT_TANH:
+        return 1.0 - y * y
+    if code == ACT_RELU:
+        return 1.0 if x > 0.0 else 0.0
+    if code == ACT_LEAKY:
+        return 1.0 if x > 0.0 else a
+    if code == ACT_ELU:
+        return 1.0 if x > 0.0 else y + a
+    if code == ACT_GELU:
+        return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0))) + x * math.exp(-0.5 * x * x) / math.sqrt(
+            2.0 * math.pi
+        )
+    if code == ACT_SILU:
+        s = _sigmoid(x)
+        return s * (1.0 + x * (1.0 - s))
+    if code == ACT_SOFTPLUS:
+        if a * x > b:
+            return 1.0
+        return _sigmoid(a * x)
+    return dfn(x, y, a, b)
+
+
+@jit
+def apply_activation(code, a, b, fn, z, y):
+    """y = act(z) on a (batch, units) array; softmax works row by row."""
+    n, m = z.shape
+    if code == ACT_SOFTMAX:
+        for i in range(n):
+            top = z[i, 0]
+            for j in range(1, m):
+                top = max(top, z[i, j])
+            total = 0.0
+            for j in range(m):
+                e = math.exp(z[i, j] - top)
+                y[i, j] = e
+                total += e
+            for j in range(m):
+                y[i, j] = y[i, j] / total
+        return
+    for i in range(n):
+        for j in range(m):
+            y[i, j] = act_value(code, z[i, j], a, b, fn)
+
+
+@jit
+def activation_backward(code, a, b, dfn, z, y, dy, dz):
+    """dz = dL/dz from dy = dL/dy."""
+    n, m = z.shape
+    if code == ACT_SOFTMAX:
+        for i in range(n):
+            inner = 0.0
+            for j in range(m):
+                inner += dy[i, j] * y[i, j]
+            for j in range(m):
+                dz[i, j] = y[i, j] * (dy[i, j] - inner)
+        return
+    for i in range(n):
+        for j in range(m):
+            dz[i, j] = dy[i, j] * act_deriv(code, z[i, j], y[i, j], a, b, dfn)
+
+
+# ------------------------------------------------------------------------------- matrix products
+
+
+@jit
+def mm_nn(x, w, out):
+    """out = x @ w."""
+    n, k = x.shape
+    m = w.shape[1]
+    if n * k * m > SMALL_MATMUL:
+        out[:, :] = np.dot(x, w)
+        return
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = 0.0
+        for p in range(k):
+            xv = x[i, p]
+            for j in range(m):
+                out[i, j] += xv * w[p, j]
+
+
+@jit
+def mm_tn(x, d, out):
+    """out = x.T @ d (weight gradient)."""
+    n, k = x.shape
+    m = d.shape[1]
+    if n * k * m > SMALL_MATMUL:
+        out[:, :] = np.dot(x.T, d)
+        return
+    for p in range(k):
+        for j in range(m):
+            out[p, j] = 0.0
+    for i in range(n):
+        for p in range(k):
+            xv = x[i, p]
+            for j in range(m):
+                out[p, j] += xv * d[i, j]
+
+
+@jit
+def mm_nt(d, w, out):
+    """out = d @ w.T (input gradient)."""
+    n, m = d.shape
+    k = w.shape[0]
+    if n * k * m > SMALL_MATMUL:
+        out[:, :] = np.dot(d, w.T)
+        return
+    for i in range(n):
+        for p in range(k):
+            acc = 0.0
+            for j in range(m):
+                acc += d[i, j] * w[p, j]
+            out[i, p] = acc
+
+
+# ---------------------------------------------------------------------------------------- layers
+# net = (w_off, b_off, n_in, n_out, act_code, act_a, act_b): one entry per layer; w_off = -1 for a
+# layer without weights (an activation layer, n_in == n_out).
+
+
+@jit
+def forward_layer(l, net, theta, x, z, y, fn):
+    """z = x @ W + b (or z = x), y = act(z)."""
+    w_off, b_off, n_in, n_out, act, act_a, act_b = net
+    if w_off[l] >= 0:
+        w = theta[w_off[l] : w_off[l] + n_in[l] * n_out[l]].reshape(n_in[l], n_out[l])
+        mm_nn(x, w, z)
+        if b_off[l] >= 0:
+            bias = theta[b_off[l] : b_off[l] + n_out[l]]
+            for i in range(z.shape[0]):
+                for j in range(z.shape[1]):
+                    z[i, j] += bias[j]
+    else:
+        z[:, :] = x
+    apply_activation(act[l], act_a[l], act_b[l], fn, z, y)
+
+
+@jit
+def backward_layer(l, net, theta, x, z, y, dy, dz, dx, grad, dfn, through_act, need_dx):
+    """From dy = dL/dy: parameter gradients into ``grad`` and dL/dx into ``dx``.
+
+    ``through_act`` False means dy already is dL/dz (softmax fused with cross-entropy)."""
+    w_off, b_off, n_in, n_out, act, act_a, act_b = net
+    if through_act:
+        activation_backward(act[l], act_a[l], act_b[l], dfn, z, y, dy, dz)
+    else:
+        dz[:, :] = dy
+    if w_off[l] >= 0:
+        w = theta[w_off[l] : w_off[l] + n_in[l] * n_out[l]].reshape(n_in[l], n_out[l])
+        gw = grad[w_off[l] : w_off[l] + n_in[l] * n_out[l]].reshape(n_in[l], n_out[l])
+        mm_tn(x, dz, gw)
+        if b_off[l] >= 0:
+            gb = grad[b_off[l] : b_off[l] + n_out[l]]
+            for j in range(dz.shape[1]):
+                gb[j] = 0.0
+            for i in range(dz.shape[0]):
+                for j in range(dz.shape[1]):
+                    gb[j] += dz[i, j]
+        if need_dx:
+            mm_nt(dz, w, dx)
+    elif need_dx:
+        dx[:, :] = dz
+
+
+# ----------------------------------------------------------------------------------------- losses
+
+
+@jit
+def loss_and_grad(code, p, t, hp0, dp):
+    """Loss value (PyTorch definition, mean reduction) and dL/dp written into ``dp``.
+
+    For LOSS_CE_PROBS ``dp`` receives dL/dz of the softmax before it, (p - t) / batch."""
+    n, m = p.shape
+    total = 0.0
+    if code == LOSS_MSE or code == LOSS_MAE or code == LOSS_HUBER:
+        scale = 1.0 / (n * m)
+        for i in range(n):
+            for j in range(m):
+                d = p[i, j] - t[i, j]
+                if code == LOSS_MSE:
+                    total += d * d
+                    dp[i, j] = 2.0 * d * scale
+                elif code == LOSS_MAE:
+                    total += abs(d)
+                    dp[i, j] = (1.0 if d > 0 else (-1.0 if d < 0 else 0.0)) * scale
+                elif abs(d) < hp0:
+                    total += 0.5 * d * d
+                    dp[i, j] = d * scale
+                else:
+                    total += hp0 * (abs(d) - 0.5 * hp0)
+                    dp[i, j] = (hp0 if d > 0 else -hp0) * scale
+        return total * scale
+    if code == LOSS_BCE or code == LOSS_BCE_LOGITS or code == LOSS_HINGE:
+        scale = 1.0 / (n * m)
+        for i in range(n):
+            for j in range(m):
+                q = p[i, j]
+                y = t[i, j]
+                if code == LOSS_BCE:
+                    total -= y * max(math.log(q), -100.0) + (1.0 - y) * max(math.log1p(-q), -100.0)
+                    dp[i, j] = (q - y) / max((1.0 - q) * q, 1e-12) * scale
+                elif code == LOSS_BCE_LOGITS:
+                    total += max(q, 0.0) - q * y + math.log1p(math.exp(-abs(q)))
+                    dp[i, j] = (_sigmoid(q) - y) * scale
+                else:
+                    margin = hp0 - y * q
+                    if margin > 0.0:
+                        total += margin
+                        dp[i, j] = -y * scale
+                    else:
+                        dp[i, j] = 0.0
+        return total * scale
+    scale = 1.0 / n
+    if code == LOSS_CE_LOGITS:
+        for i in range(n):
+            top = p[i, 0]
+            for j in range(1, m):
+                top = max(top, p[i, j])
+            s = 0.0
+            for j in range(m):
+                s += math.exp(p[i, j] - top)
+            lse = top + math.log(s)
+            for j in range(m):
+                total += t[i, j] * (lse - p[i, j])
+                dp[i, j] = (math.exp(p[i, j] - lse) * _row_sum(t, i) - t[i, j]) * scale
+        return total * scale
+    if code == LOSS_CE_PROBS:
+        for i in range(n):
+            for j in range(m):
+                if t[i, j] != 0.0:
+                    total -= t[i, j] * max(math.log(p[i, j]), -100.0)
+                dp[i, j] = (p[i, j] * _row_sum(t, i) - t[i, j]) * scale
+        return total * scale
+    # LOSS_MULTI_MARGIN: PyTorch MultiMarginLoss(p=1), target class = argmax of the one-hot row.
+    for i in range(n):
+        cls = 0
+        for j in range(1, m):
+            if t[i, j] > t[i, cls]:
+                cls = j
+        for j in range(m):
+            dp[i, j] = 0.0
+        for j in range(m):
+            if j != cls:
+                margin = hp0 - p[i, cls] + p[i, j]
+                if margin > 0.0:
+                    total += margin / m
+                    dp[i, j] += scale / m
+                    dp[i, cls] -= scale / m
+    return total * scale
+
+
+@jit
+def _row_sum(t, i):
+    s = 0.0
+    for j in range(t.shape[1]):
+        s += t[i, j]
+    return s
+
+
+# ------------------------------------------------------------------------- regularizers, updates
+
+
+@jit
+def add_penalties(reg_code, reg_val, theta, mask, grad):
+    """Add loss-stage penalties' gradients to ``grad``; return the penalty value."""
+    total = 0.0
+    for r in range(reg_code.shape[0]):
+        c = reg_code[r]
+        s = reg_val[r]
+        if c == REG_L1:
+            for i in range(theta.shape[0]):
+                w = theta[i] * mask[i]
+                total += s * abs(w)
+                grad[i] += s * (1.0 if w > 0 else (-1.0 if w < 0 else 0.0))
+        elif c == REG_L2:
+            for i in range(theta.shape[0]):
+                w = theta[i] * mask[i]
+                total += s * w * w
+                grad[i] += 2.0 * s * w
+    return total
+
+
+@jit
+def transform_gradient(reg_code, reg_val, grad):
+    """Gradient-stage regularizers: clipping by global norm or by value, in listed order."""
+    for r in range(reg_code.shape[0]):
+        c = reg_code[r]
+        v = reg_val[r]
+        if c == REG_CLIP_NORM:
+            sq = 0.0
+            for i in range(grad.shape[0]):
+                sq += grad[i] * grad[i]
+            scale = v / (math.sqrt(sq) + 1e-6)
+            if scale < 1.0:
+                for i in range(grad.shape[0]):
+                    grad[i] *= scale
+        elif c == REG_CLIP_VALUE:
+            for i in range(grad.shape[0]):
+                grad[i] = min(max(grad[i], -v), v)
+
+
+@jit
+def _sgd(hp, t, buf, theta, grad, update):
+    lr, mom, damp, wd, nesterov = hp[0], hp[1], hp[2], hp[3], hp[4] != 0.0
+    n = theta.shape[0]
+    if mom == 0.0:
+        for i in range(n):
+            update[i] = -lr * (grad[i] + wd * theta[i])
+    elif t == 1.0:
+        for i in range(n):
+            g = grad[i] + wd * theta[i]
+            buf[i] = g
+            update[i] = -lr * (g + mom * g if nesterov else g)
+    elif nesterov:
+        for i in range(n):
+            g = grad[i] + wd * theta[i]
+            buf[i] = mom * buf[i] + (1.0 - damp) * g
+            update[i] = -lr * (g + mom * buf[i])
+    else:
+        for i in range(n):
+            g = grad[i] + wd * theta[i]
+            buf[i] = mom * buf[i] + (1.0 - damp) * g
+            update[i] = -lr * buf[i]
+
+
+@jit
+def _adagrad(hp, t, acc, theta, grad, update):
+    lr, lr_decay, wd, eps = hp[0], hp[1], hp[2], hp[3]
+    clr = lr / (1.0 + (t - 1.0) * lr_decay)
+    for i in range(theta.shape[0]):
+        g = grad[i] + wd * theta[i]
+        acc[i] += g * g
+        update[i] = -clr * g / (math.sqrt(acc[i]) + eps)
+
+
+@jit
+def _rmsprop(hp, sq, buf, gavg, theta, grad, update):
+    lr, alpha, eps, wd, mom, centered = hp[0], hp[1], hp[2], hp[3], hp[4], hp[5] != 0.0
+    for i in range(theta.shape[0]):
+        g = grad[i] + wd * theta[i]
+        sq[i] = alpha * sq[i] + (1.0 - alpha) * g * g
+        if centered:
+            gavg[i] = alpha * gavg[i] + (1.0 - alpha) * g
+            update[i] = g / (math.sqrt(sq[i] - gavg[i] * gavg[i]) + eps)
+        else:
+            update[i] = g / (math.sqrt(sq[i]) + eps)
+    if mom > 0.0:
+        for i in range(theta.shape[0]):
+            buf[i] = mom * buf[i] + update[i]
+            update[i] = -lr * buf[i]
+    else:
+        for i in range(theta.shape[0]):
+            update[i] = -lr * update[i]
+
+
+@jit
+def _adadelta(hp, sq, acc, theta, grad, update):
+    lr, rho, eps, wd = hp[0], hp[1], hp[2], hp[3]
+    for i in range(theta.shape[0]):
+        g = grad[i] + wd * theta[i]
+        sq[i] = rho * sq[i] + (1.0 - rho) * g * g
+        delta = math.sqrt(acc[i] + eps) / math.sqrt(sq[i] + eps) * g
+        acc[i] = rho * acc[i] + (1.0 - rho) * delta * delta
+        update[i] = -lr * delta
+
+
+@jit
+def _adam(hp, t, decoupled, m, v, vmax, theta, grad, update):
+    """Adam (L2 added to the gradient) or AdamW (decoupled shrink), branch-free inside loops."""
+    lr, b1, b2, eps, wd, amsgrad = hp[0], hp[1], hp[2], hp[3], hp[4], hp[5] != 0.0
+    step_size = lr / (1.0 - b1**t)
+    bc2_sqrt = math.sqrt(1.0 - b2**t)
+    n = theta.shape[0]
+    if decoupled:
+        for i in range(n):
+            update[i] = -lr * wd * theta[i]
+    else:
+        for i in range(n):
+            update[i] = 0.0
+    l2 = 0.0 if decoupled else wd
+    for i in range(n):
+        g = grad[i] + l2 * theta[i]
+        m[i] = b1 * m[i] + (1.0 - b1) * g
+        v[i] = b2 * v[i] + (1.0 - b2) * g * g
+    if amsgrad:
+        for i in range(n):
+            vmax[i] = max(vmax[i], v[i])
+            update[i] -= step_size * m[i] / (math.sqrt(vmax[i]) / bc2_sqrt + eps)
+    else:
+        for i in range(n):
+            update[i] -= step_size * m[i] / (math.sqrt(v[i]) / bc2_sqrt + eps)
+
+
+@jit
+def optimizer_step(code, hp, step, slots, theta, grad, update, mask, reg_code, reg_val):
+    """One PyTorch-rule update: writes ``update``, applies it to theta, advances ``step``.
+
+    ``slots`` rows are the optimizer's state arrays in its declared ``inline_state`` order."""
+    step[0] += 1.0
+    t = step[0]
+    if code == OPT_SGD:
+        _sgd(hp, t, slots[0], theta, grad, update)
+    elif code == OPT_ADAGRAD:
+        _adagrad(hp, t, slots[0], theta, grad, update)
+    elif code == OPT_RMSPROP:
+        _rmsprop(hp, slots[0], slots[1], slots[2], theta, grad, update)
+    elif code == OPT_ADADELTA:
+        _adadelta(hp, slots[0], slots[1], theta, grad, update)
+    else:
+        _adam(hp, t, code == OPT_ADAMW, slots[0], slots[1], slots[2], theta, grad, update)
+    lr = hp[0]
+    n = theta.shape[0]
+    for r in range(reg_code.shape[0]):
+        if reg_code[r] == REG_WEIGHT_DECAY:
+            for i in range(n):
+                update[i] -= lr * reg_val[r] * theta[i] * mask[i]
+    for i in range(n):
+        theta[i] += update[i]
+
+
+# ---------------------------------------------------------------------------------- fused steps
+
+
+@jit
+def gather_rows(src, order, start, count, out):
+    for i in range(count):
+        out[i, :] = src[order[start + i], :]
+
+
+@jit
+def train_steps(
+    net,
+    theta,
+    grad,
+    update,
+    mask,
+    x_all,
+    t_all,
+    order,
+    batch_start,
+    batch_size,
+    lrs,
+    loss_code,
+    loss_hp,
+    fuse_softmax_ce,
+    opt_code,
+    opt_hp,
+    step,
+    slots,
+    reg_code,
+    reg_val,
+    work_z,
+    work_y,
+    work_d,
+    work_dz,
+    x_batch,
+    t_batch,
+    fn,
+    dfn,
+    losses,
+):
+    """Run ``len(batch_start)`` whole training steps in one call; per-step loss into ``losses``.
+
+    Stops early (returning the number of steps done) when the loss stops being finite."""
+    w_off, b_off, n_in, n_out, act, act_a, act_b = net
+    n_layers = n_in.shape[0]
+    n_out_last = n_out[n_layers - 1]
+    width = 0
+    for l in range(n_layers):
+        width = max(width, n_out[l])
+    for s in range(batch_start.shape[0]):
+        bs = batch_size[s]
+        xb = x_batch[:bs]
+        tb = t_batch[:bs]
+        gather_rows(x_all, order, batch_start[s], bs, xb)
+        gather_rows(t_all, order, batch_start[s], bs, tb)
+        # forward
+        for l in range(n_layers):
+            x_in = xb if l == 0 else work_y[l - 1, : bs * n_out[l - 1]].reshape(bs, n_out[l - 1])
+            z = work_z[l, : bs * n_out[l]].reshape(bs, n_out[l])
+            y = work_y[l, : bs * n_out[l]].reshape(bs, n_out[l])
+            forward_layer(l, net, theta, x_in, z, y, fn)
+        last = n_layers - 1
+        p = work_y[last, : bs * n_out_last].reshape(bs, n_out_last)
+        dp = work_d[last, : bs * n_out_last].reshape(bs, n_out_last)
+        value = loss_and_grad(loss_code, p, tb, loss_hp, dp)
+        # backward
+        for l in range(n_layers - 1, -1, -1):
+            x_in = xb if l == 0 else work_y[l - 1, : bs * n_out[l - 1]].reshape(bs, n_out[l - 1])
+            z = work_z[l, : bs * n_out[l]].reshape(bs, n_out[l])
+            y = work_y[l, : bs * n_out[l]].reshape(bs, n_out[l])
+            dy = work_d[l, : bs * n_out[l]].reshape(bs, n_out[l])
+            dz = work_dz[: bs * n_out[l]].reshape(bs, n_out[l])
+            if l > 0:
+                dx = work_d[l - 1, : bs * n_out[l - 1]].reshape(bs, n_out[l - 1])
+            else:
+                dx = work_dz[: bs * n_out[l]].reshape(bs, n_out[l])
+            through = not (fuse_softmax_ce and l == last)
+            backward_layer(l, net, theta, x_in, z, y, dy, dz, dx, grad, dfn, through, l > 0)
+        losses[s] = value
+        if not math.isfinite(value):
+            return s
+        add_penalties(reg_code, reg_val, theta, mask, grad)
+        transform_gradient(reg_code, reg_val, grad)
+        opt_hp[0] = lrs[s]
+        optimizer_step(opt_code, opt_hp, step, slots, theta, grad, update, mask, reg_code, reg_val)
+    return batch_start.shape[0]
+
+
+@nb.cfunc("float64(float64, float64, float64)", cache=True)
+def _no_function(x, a, b):
+    return x
+
+
+@nb.cfunc("float64(float64, float64, float64, float64)", cache=True)
+def _no_derivative(x, y, a, b):
+    return 1.0
+
+
+NO_FUNCTION = _no_function
+NO_DERIVATIVE = _no_derivative

@@ -1,0 +1,508 @@
+"""The public plugin API: the only part of the engine a plugin imports.
+
+A plugin is a class that subclasses one of the kind bases below and declares its metadata as class
+attributes (name, version, parameters, formula, teaching text). A plugin module lists its classes in
+``PLUGINS``; the loader finds it through the entry-point group ``gradient_lab.plugins`` or as a
+drop-in ``.py`` file. Instances are created with validated hyperparameters: ``Tanh()``,
+``Adam(lr=0.01)``; ``self.hp`` holds every declared parameter, defaults filled in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+API_VERSION = 1
+
+KINDS = (
+    "activation",
+    "loss",
+    "optimizer",
+    "initializer",
+    "regularizer",
+    "lr_schedule",
+    "layer",
+    "architecture",
+    "dataset",
+    "metric",
+)
+
+PARAM_TYPES = ("float", "int", "bool", "str", "strs", "floats", "dict")
+
+
+class PluginError(ValueError):
+    """A user-facing mistake in a plugin's parameters or use: the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared hyperparameter; the app builds its form from these."""
+
+    name: str
+    type: str
+    default: Any
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+
+    def allowed(self) -> str:
+        """Say in words what values this parameter accepts."""
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.type in ("float", "int"):
+            kind = "a number" if self.type == "float" else "a whole number"
+            lo = (
+                ""
+                if self.low is None
+                else (">= " if self.low_inclusive else "> ") + f"{self.low:g}"
+            )
+            hi = (
+                ""
+                if self.high is None
+                else ("<= " if self.high_inclusive else "< ") + f"{self.high:g}"
+            )
+            bounds = " and ".join(b for b in (lo, hi) if b)
+            return f"{kind} {bounds}".strip()
+        return {
+            "bool": "true or false",
+            "str": "a text",
+            "floats": "a list of numbers",
+            "strs": "a text or a list of texts",
+            "dict": "a table",
+        }.get(self.type, self.type)
+
+    def validate(self, value: Any, where: str = "") -> Any:
+        """The value converted to the declared type, or a PluginError naming the field."""
+        label = f"{where}.{self.name}" if where else self.name
+
+        def fail() -> PluginError:
+            return PluginError(f"{label} = {value!r} is not allowed: expected {self.allowed()}")
+
+        if self.type == "bool":
+            if not isinstance(value, (bool, np.bool_)):
+                raise fail()
+            value = bool(value)
+        elif self.type == "int":
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise fail()
+            value = int(value)
+        elif self.type == "float":
+            if isinstance(value, bool) or not isinstance(
+                value, (int, float, np.integer, np.floating)
+            ):
+                raise fail()
+            value = float(value)
+            if not math.isfinite(value):
+                raise fail()
+        elif self.type == "str":
+            if not isinstance(value, str):
+                raise fail()
+        elif self.type == "strs":
+            if isinstance(value, str):
+                value = (value,)
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise fail()
+            value = tuple(value)
+        elif self.type == "floats":
+            if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+            ):
+                raise fail()
+            value = tuple(float(v) for v in value)
+        elif self.type == "dict" and not isinstance(value, dict):
+            raise fail()
+        if self.choices and value not in self.choices:
+            raise fail()
+        if self.type in ("float", "int"):
+            if self.low is not None and (
+                value < self.low or (not self.low_inclusive and value == self.low)
+            ):
+                raise fail()
+            if self.high is not None and (
+                value > self.high or (not self.high_inclusive and value == self.high)
+            ):
+                raise fail()
+        return value
+
+
+def validate_hp(
+    params: tuple[Param, ...], given: dict[str, Any], where: str = ""
+) -> dict[str, Any]:
+    """Fill defaults and check every given value; unknown names are errors (typos must not pass)."""
+    known = {p.name: p for p in params}
+    unknown = [k for k in given if k not in known]
+    if unknown:
+        allowed = ", ".join(known) or "no parameters"
+        label = f"{where}: " if where else ""
+        raise PluginError(f"{label}unknown parameter {unknown[0]!r}; allowed: {allowed}")
+    return {p.name: p.validate(given.get(p.name, p.default), where) for p in params}
+
+
+class Plugin:
+    """Base of every plugin kind: declared metadata plus validated hyperparameters."""
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1.0"
+    api_version: ClassVar[int] = API_VERSION
+    params: ClassVar[tuple[Param, ...]] = ()
+    formula: ClassVar[str] = ""
+    teaching: ClassVar[str] = ""
+
+    def __init__(self, **hp: Any) -> None:
+        self.hp: dict[str, Any] = validate_hp(self.params, hp, self.name)
+
+    def get_config(self) -> dict[str, Any]:
+        """The hyperparameters that recreate this instance with ``type(self)(**config)``."""
+        return dict(self.hp)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hp.items())
+        return f"{type(self).__name__}({args})"
+
+
+# ---------------------------------------------------------------------------------------- kinds
+
+
+class Activation(Plugin):
+    """An element-wise activation y = f(x), or a row-wise one (softmax: ``elementwise = False``).
+
+    Element-wise plugins write ``f(x, a, b)`` and ``df(x, y, a, b)`` (dy/dx given x and y = f(x)) as
+    plain scalar functions using only ``math``: the engine compiles them once with
+    ``numba.cfunc(cache=True)`` so any kernel can call them. ``a`` and ``b`` are the first two float
+    parameters in declared order (0.0 when absent). ``inline`` names an engine fast path with the
+    same math (checked by the conformance check). ``output_range`` sets the binary target levels.
+    """
+
+    kind: ClassVar[str] = "activation"
+    elementwise: ClassVar[bool] = True
+    inline: ClassVar[str] = ""
+    output_range: ClassVar[tuple[float, float]] = (-math.inf, math.inf)
+    kinks: ClassVar[tuple[float, ...]] = ()
+
+    @staticmethod
+    def f(x: float, a: float, b: float) -> float:
+        raise NotImplementedError
+
+    @staticmethod
+    def df(x: float, y: float, a: float, b: float) -> float:
+        raise NotImplementedError
+
+    def scalar_args(self) -> tuple[float, float]:
+        """The (a, b) passed to f and df: the first two float hyperparameters."""
+        values = [float(self.hp[p.name]) for p in self.params if p.type == "float"][:2]
+        values += [0.0] * (2 - len(values))
+        return values[0], values[1]
+
+    def apply(self, z: np.ndarray) -> np.ndarray:
+        """y = f(z) on an array of any shape (compiled; row-wise plugins use forward_rows)."""
+        if not self.elementwise:
+            return self.forward_rows(z)
+        from engine.compiled import apply_activation
+
+        return apply_activation(self, z)
+
+    def gradient(self, z: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        """dL/dz from dL/dy, for any shape."""
+        if not self.elementwise:
+            return self.backward_rows(z, y, dy)
+        from engine.compiled import activation_gradient
+
+        return activation_gradient(self, z, y, dy)
+
+    def forward_rows(self, z: np.ndarray) -> np.ndarray:
+        """Row-wise activations (``elementwise = False``) override this; last axis is the row."""
+        raise NotImplementedError
+
+    def backward_rows(self, z: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        """Row-wise activations override this: dL/dz given dL/dy."""
+        raise NotImplementedError
+
+
+class Loss(Plugin):
+    """A loss with PyTorch's definition and ``mean`` reduction over every element.
+
+    ``value(pred, target)`` returns a float and ``grad(pred, target)`` dL/dpred, both on arrays of
+    shape (batch, outputs). ``target_encoding`` says how class labels become targets:
+    ``"range"`` (the output activation's range, clipped to [-1, 1]), ``"zero_one"``,
+    ``"plus_minus_one"`` or ``"one_hot"``.
+    """
+
+    kind: ClassVar[str] = "loss"
+    inline: ClassVar[str] = ""
+    target_encoding: ClassVar[str] = "range"
+    task: ClassVar[str] = "any"
+
+    def value(self, pred: np.ndarray, target: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def grad(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def residuals(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+        """For squared-error losses: r with loss = sum(r**2) (Levenberg-Marquardt needs it)."""
+        return None
+
+    def for_output(self, output_activation: str) -> Loss:
+        """This loss set up for a model whose last activation is ``output_activation``."""
+        return self
+
+    def inline_name(self) -> str:
+        """The engine fast path with the same math ("" for none)."""
+        return self.inline
+
+
+class OptimizerContext:
+    """What an optimizer may ask of the session beyond the gradient (see Levenberg-Marquardt)."""
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def jacobian(self, theta: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def loss(self, theta: np.ndarray) -> float:
+        raise NotImplementedError
+
+
+class Optimizer(Plugin):
+    """An optax-shaped, pure optimizer over the flat parameter vector theta.
+
+    ``init(theta) -> state`` (a dict of arrays) and ``update(grad, state, theta, ctx) -> (update,
+    state)``; the session applies ``theta += update``. ``self.hp["lr"]`` is set by the schedule
+    before each step. ``inline`` names an engine fast path with the same rule, its state arrays
+    listed in ``inline_state`` order. ``needs_context`` optimizers get an OptimizerContext and run
+    full-batch.
+    """
+
+    kind: ClassVar[str] = "optimizer"
+    inline: ClassVar[str] = ""
+    inline_state: ClassVar[tuple[str, ...]] = ()
+    needs_context: ClassVar[bool] = False
+
+    def init(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def update(
+        self,
+        grad: np.ndarray,
+        state: dict[str, np.ndarray],
+        theta: np.ndarray,
+        ctx: OptimizerContext | None = None,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+
+class Initializer(Plugin):
+    """Fills a weight of a given shape: ``sample(shape, fan_in, fan_out, rng) -> array``."""
+
+    kind: ClassVar[str] = "initializer"
+
+    def sample(
+        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Regularizer(Plugin):
+    """A penalty or a transform, applied at one ``stage`` of the step.
+
+    - ``"loss"``: ``penalty(theta, mask)`` is added to the loss, ``penalty_grad`` to the gradient;
+    - ``"gradient"``: ``transform(grad, theta, mask)`` rewrites the gradient (clipping);
+    - ``"update"``: ``transform(update, theta, mask, lr)`` rewrites the update (decoupled decay).
+    ``mask`` is 1.0 on weights and 0.0 on biases; a regularizer decides whether to use it.
+    """
+
+    kind: ClassVar[str] = "regularizer"
+    stage: ClassVar[str] = "loss"
+    inline: ClassVar[str] = ""
+
+    def penalty(self, theta: np.ndarray, mask: np.ndarray) -> float:
+        return 0.0
+
+    def penalty_grad(self, theta: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return np.zeros_like(theta)
+
+    def transform(
+        self, vec: np.ndarray, theta: np.ndarray, mask: np.ndarray, lr: float
+    ) -> np.ndarray:
+        return vec
+
+
+class LRSchedule(Plugin):
+    """``lr(base_lr, t)``: the learning rate after t epochs (or t steps when ``per = "step"``)."""
+
+    kind: ClassVar[str] = "lr_schedule"
+
+    def lr(self, base_lr: float, t: int) -> float:
+        raise NotImplementedError
+
+
+class Dataset(Plugin):
+    """Generates data: ``generate(rng) -> (X, y)``.
+
+    ``X`` is float64 of shape (n, *input_shape); ``y`` is int class labels (n,) for classification
+    or float targets (n, outputs) for regression. ``task`` is "classification" or "regression";
+    ``n_classes`` is fixed or read from ``self.hp["classes"]``. 2D sets set ``planar = True`` so
+    the derived input features (x1², sin x1, ...) apply.
+    """
+
+    kind: ClassVar[str] = "dataset"
+    task: ClassVar[str] = "classification"
+    planar: ClassVar[bool] = False
+
+    def n_classes(self) -> int:
+        return int(self.hp.get("classes", 2)) if self.task == "classification" else 0
+
+    def generate(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+class Metric(Plugin):
+    """``compute(y_true, y_pred, scores)``: a float (or an array, e.g. a confusion matrix).
+
+    Classification metrics get int labels ``y_true`` and ``y_pred`` and class scores (n, classes)
+    (for binary: (n, 1), the positive-class score). Regression metrics get float arrays
+    (n, outputs) for ``y_true`` and ``y_pred`` and ``scores`` is None.
+    """
+
+    kind: ClassVar[str] = "metric"
+    task: ClassVar[str] = "classification"
+    higher_is_better: ClassVar[bool] = True
+    scalar: ClassVar[bool] = True
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None) -> Any:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------- layers
+
+
+@dataclass
+class BuildContext:
+    """What a layer needs to create its weights: the seeded generator, the weight initializer,
+    the dtype, and a lookup for other plugins (e.g. an activation by name)."""
+
+    rng: np.random.Generator
+    initializer: Initializer
+    dtype: Any = np.float64
+    make: Any = None  # callable(kind, name, **hp) -> plugin instance
+
+    def weight(self, shape: tuple[int, ...], fan_in: int, fan_out: int) -> np.ndarray:
+        return np.asarray(
+            self.initializer.sample(shape, fan_in, fan_out, self.rng), dtype=self.dtype
+        )
+
+    def zeros(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.zeros(shape, dtype=self.dtype)
+
+
+@dataclass
+class DenseFusion:
+    """A layer that is y = act(x @ params[weight] + params[bias]) tells the fuser so."""
+
+    activation: Activation
+    weight: str = "W"
+    bias: str = "b"
+
+
+@dataclass
+class ActivationFusion:
+    """A layer that only applies an activation."""
+
+    activation: Activation
+
+
+class Layer(Plugin):
+    """A Keras-shaped layer on batches of N-d samples (batch axis first).
+
+    - ``build(input_shape, ctx)`` creates ``self.weights`` (name -> array) once the sample shape is
+      known; ``trainable`` names the ones the optimizer updates (others, e.g. running statistics,
+      are state). Weight names matching ``decay_names`` get weight decay and L1/L2.
+    - ``forward(x, training)`` returns y and keeps in ``self.cache`` what backward needs; it also
+      sets ``self.observed`` (name -> array: e.g. "pre_activation", "activation") for the viewer.
+    - ``backward(dy)`` returns dL/dx and fills ``self.grads`` (name -> array, same shapes).
+    - ``output_shape(input_shape)``; ``get_config()`` round-trips through ``type(self)(**cfg)``.
+    - Composite layers return their children from ``sublayers()``; stateful ones (RNN) reset in
+      ``reset_state()``. ``fusion()`` may describe the layer to the fused training kernel.
+    """
+
+    kind: ClassVar[str] = "layer"
+    decay_names: ClassVar[tuple[str, ...]] = ("W",)
+
+    def __init__(self, **hp: Any) -> None:
+        super().__init__(**hp)
+        self.weights: dict[str, np.ndarray] = {}
+        self.trainable: tuple[str, ...] = ()
+        self.grads: dict[str, np.ndarray] = {}
+        self.cache: dict[str, Any] = {}
+        self.observed: dict[str, np.ndarray] = {}
+        self.input_shape: tuple[int, ...] | None = None
+
+    def build(self, input_shape: tuple[int, ...], ctx: BuildContext) -> None:
+        self.input_shape = tuple(input_shape)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(input_shape)
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def sublayers(self) -> list[Layer]:
+        return []
+
+    def reset_state(self) -> None:
+        """Forget state carried across time steps (RNN-like layers)."""
+
+    def fusion(self) -> DenseFusion | ActivationFusion | None:
+        return None
+
+    def output_activation(self) -> str:
+        """Name of the activation this layer ends with ("" when none): sets target encoding."""
+        return ""
+
+
+@dataclass
+class ArchitectureSpec:
+    """What an architecture builds: layer configs ({"type": ..., **hp}) in order."""
+
+    layers: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Architecture(Plugin):
+    """Builds a model's layer list from declared hyperparameters (depth, width, ...).
+
+    ``layers(n_inputs, n_outputs, output_activation) -> list of layer configs``. Architectures that
+    own their training step (GAN, VAE) will override ``train_step``; the default is supervised.
+    """
+
+    kind: ClassVar[str] = "architecture"
+
+    def layers(self, n_inputs: int, n_outputs: int, output_activation: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+KIND_BASES: dict[str, type[Plugin]] = {
+    "activation": Activation,
+    "loss": Loss,
+    "optimizer": Optimizer,
+    "initializer": Initializer,
+    "regularizer": Regularizer,
+    "lr_schedule": LRSchedule,
+    "layer": Layer,
+    "architecture": Architecture,
+    "dataset": Dataset,
+    "metric": Metric,
+}

@@ -1,0 +1,698 @@
+"""The step-through training session: one object owns data, model, optimizer, seed and history.
+
+It advances by exactly one phase (select batch, forward through layer k, loss, backward through
+layer k, update), one minibatch, one epoch, or N steps in one compiled call; after any phase every
+intermediate value can be read. Checkpoints let it return to any recorded step, bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine import kernels
+from engine.compiled import warm_up
+from engine.data import DataSplit, split_data
+from engine.events import Events
+from engine.experiment import Experiment
+from engine.fused import FusedNet, inline_rules, loss_hp, optimizer_hp_vector
+from engine.history import History
+from engine.model import Model
+from engine.plugin_api import OptimizerContext, PluginError
+from engine.registry import Registry, default_registry
+from engine.targets import TargetCoding, choose_output_activation, target_coding
+
+
+class SessionError(PluginError):
+    """A request the session cannot honour in its current state (e.g. after divergence)."""
+
+
+@dataclass
+class Divergence:
+    """Where a NaN or infinity first appeared."""
+
+    step: int
+    where: str  # "forward", "loss" or "parameters"
+    layer: int | None
+    parameter: str | None
+
+    def describe(self) -> str:
+        place = {"forward": f"the output of layer {self.layer}", "loss": "the loss"}.get(
+            self.where, f"parameter {self.parameter}"
+        )
+        return f"training diverged at step {self.step}: non-finite value first in {place}"
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    epoch: int
+    batch_in_epoch: int
+    perm: np.ndarray
+    theta: np.ndarray
+    state: dict[str, np.ndarray]
+    opt_state: dict[str, np.ndarray]
+    rng_state: Any
+
+
+@dataclass
+class StepRecord:
+    """What the last phase did, for viewers and logs."""
+
+    phase: str
+    step: int
+    layer: int | None = None
+    loss: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Context(OptimizerContext):
+    """Full-batch residuals, Jacobian and loss for optimizers that ask (Levenberg-Marquardt)."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def _at(self, theta: np.ndarray) -> Any:
+        saved = self.s.model.theta.copy()
+        self.s.model.theta[...] = theta
+        return saved
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        saved = self._at(theta)
+        try:
+            pred = self.s.model.forward(self.s.data.X_train, training=False)
+            r = self.s.loss.residuals(pred, self.s.targets_train)
+        finally:
+            self.s.model.theta[...] = saved
+        if r is None:
+            raise SessionError(f"{self.s.loss.name} has no residual form; use a squared-error loss")
+        return r
+
+    def jacobian(self, theta: np.ndarray) -> np.ndarray:
+        """d residuals / d theta, one backward pass per sample and output."""
+        model, x = self.s.model, self.s.data.X_train
+        saved = self._at(theta)
+        try:
+            pred = model.forward(x, training=False)
+            r0 = self.s.loss.residuals(pred, self.s.targets_train)
+            if r0 is None:
+                raise SessionError(f"{self.s.loss.name} has no residual form")
+            scale = r0.reshape(pred.shape) / np.where(
+                pred - self.s.targets_train == 0, 1.0, pred - self.s.targets_train
+            )
+            rows = np.zeros((pred.size, model.n_params), dtype=model.dtype)
+            outputs = pred.shape[1]
+            for i in range(len(x)):
+                for j in range(outputs):
+                    model.forward(x[i : i + 1], training=False)
+                    dy = np.zeros((1, outputs), dtype=model.dtype)
+                    dy[0, j] = scale[i, j]
+                    for k in range(len(model.layers) - 1, -1, -1):
+                        dy = model.backward_layer(k, dy)
+                    rows[i * outputs + j] = model.grad
+        finally:
+            model.theta[...] = saved
+        return rows
+
+    def loss(self, theta: np.ndarray) -> float:
+        saved = self._at(theta)
+        try:
+            pred = self.s.model.forward(self.s.data.X_train, training=False)
+            return float(self.s.loss.value(pred, self.s.targets_train))
+        finally:
+            self.s.model.theta[...] = saved
+
+
+class Session:
+    """A training run that can be observed and controlled at every granularity."""
+
+    CHECKPOINT_CAPACITY = 256
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        registry: Registry | None = None,
+        init_params: dict[str, np.ndarray] | None = None,
+        progress: Any = None,
+    ) -> None:
+        self.experiment = experiment
+        self.registry = registry or default_registry()
+        self.events = Events()
+        if progress is not None:
+            self.events.on("compiling", progress)
+        reg = self.registry
+        seeds = np.random.SeedSequence(experiment.seed).spawn(3)
+        data_seed = experiment.data.seed
+        data_rng = np.random.default_rng(seeds[0] if data_seed is None else data_seed)
+        init_rng = np.random.default_rng(seeds[1])
+        self.rng = np.random.default_rng(seeds[2])
+        spec, training = experiment.data, experiment.training
+
+        dataset = reg.create("dataset", spec.dataset, **spec.options)
+        self.data: DataSplit = split_data(
+            dataset, data_rng, spec.validation_fraction, spec.features
+        )
+        self.dtype = np.dtype(experiment.model.dtype)
+        loss = reg.create("loss", training.loss.name, **training.loss.options)
+        layers = self._layer_configs(loss)
+        init = reg.create(
+            "initializer", experiment.model.init.name, **experiment.model.init.options
+        )
+        self.model = Model(layers, self.data.input_shape, reg.create, init, init_rng, self.dtype)
+        self.loss = loss.for_output(self.model.output_activation())
+        self.coding: TargetCoding = target_coding(self.data, self.loss, self.model)
+        self.targets_train = self.coding.encode(self.data.y_train).astype(self.dtype)
+        self.targets_val = self.coding.encode(self.data.y_val).astype(self.dtype)
+        self.x_train = np.ascontiguousarray(self.data.X_train, dtype=self.dtype)
+        if init_params is not None:
+            self.model.set_params(init_params, "--init-params")
+        self.initial_params = self.model.get_params()
+
+        self.optimizer = reg.create(
+            "optimizer", training.optimizer.name, **training.optimizer.options
+        )
+        self.base_lr = float(self.optimizer.hp.get("lr", 0.0))
+        self.schedule = None
+        self.schedule_per = "epoch"
+        if training.schedule is not None:
+            self.schedule = reg.create(
+                "lr_schedule", training.schedule.name, **training.schedule.options
+            )
+            self.schedule_per = self.schedule.hp.get("per", "epoch")
+        self.regularizers = [
+            reg.create("regularizer", r.name, **r.options) for r in training.regularizers
+        ]
+        self.metrics = [reg.create("metric", name) for name in self._metric_names()]
+        self.opt_state = self.optimizer.init(self.model.theta)
+        self.opt_state.setdefault("step", np.zeros(1))
+        self.context = _Context(self) if self.optimizer.needs_context else None
+        self.batch_size = len(self.x_train) if self.context else training.batch_size
+        self.batch_size = max(1, min(self.batch_size, len(self.x_train)))
+        self.steps_per_epoch = math.ceil(len(self.x_train) / self.batch_size)
+
+        rules = inline_rules(self.loss, self.optimizer, self.regularizers)
+        self.fused = FusedNet(self.model) if rules and FusedNet.supports(self.model) else None
+        self.rules = rules
+        self.slots = self._pack_optimizer_slots() if rules else None
+        if self.fused is not None:
+            self.fused.reserve(self.batch_size)
+            warm_up(
+                lambda label, done, total: self.events.emit(
+                    "compiling", kernel=label, done=done, total=total
+                ),
+                self.dtype,
+            )
+
+        self.history = History()
+        # Evaluate on the data at every epoch end; off, fast runs span epochs in one call.
+        self.evaluate_epochs = True
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.perm = np.arange(len(self.x_train), dtype=np.int64)
+        self.phase_index = 0
+        self.phase_names = self._phase_names()
+        self.diverged: Divergence | None = None
+        self.last_update = np.zeros_like(self.model.theta)
+        self.last_loss = math.nan
+        self._epoch_losses: list[float] = []
+        self._batch = (0, 0)
+        self._pred: np.ndarray | None = None
+        self._dy: np.ndarray | None = None
+        self.checkpoints: list[Checkpoint] = []
+        self._save_checkpoint()
+
+    # ---------------------------------------------------------------- construction helpers
+    def _layer_configs(self, loss: Any) -> list[dict[str, Any]]:
+        spec = self.experiment.model
+        if spec.layers is not None:
+            return [dict(c) for c in spec.layers]
+        assert spec.architecture is not None
+        arch = self.registry.create(
+            "architecture", spec.architecture.name, **spec.architecture.options
+        )
+        out_act = spec.output_activation
+        if out_act == "auto":
+            out_act = choose_output_activation(self.data, loss)
+        n_out = TargetCoding.outputs_needed(self.data, loss)
+        return list(arch.layers(int(np.prod(self.data.input_shape)), n_out, out_act))
+
+    def _metric_names(self) -> list[str]:
+        names = self.experiment.training.metrics
+        if names is not None:
+            return list(names)
+        if self.data.task == "classification":
+            return ["accuracy"]
+        return ["mse", "r2"]
+
+    def _pack_optimizer_slots(self) -> np.ndarray:
+        """Stack the inline optimizer's state into one array; the state dict keeps row views."""
+        names = self.optimizer.inline_state
+        slots = np.zeros((max(3, len(names)), self.model.n_params), dtype=self.dtype)
+        for i, name in enumerate(names):
+            slots[i] = self.opt_state[name]
+            self.opt_state[name] = slots[i]
+        return slots
+
+    def _phase_names(self) -> list[str]:
+        n = len(self.model.layers)
+        return (
+            ["select batch"]
+            + [f"forward {k}" for k in range(n)]
+            + ["loss"]
+            + [f"backward {k}" for k in range(n - 1, -1, -1)]
+            + ["update"]
+        )
+
+    # ---------------------------------------------------------------- public state
+    @property
+    def at_step_boundary(self) -> bool:
+        return self.phase_index == 0
+
+    @property
+    def next_phase(self) -> str:
+        return self.phase_names[self.phase_index]
+
+    def lr_at(self, step: int) -> float:
+        if self.schedule is None:
+            return self.base_lr
+        t = step if self.schedule_per == "step" else step // self.steps_per_epoch
+        return float(self.schedule.lr(self.base_lr, t))
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return self.model.get_params()
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        return {s.key: self.model.view(self.model.grad, s).copy() for s in self.model.slots}
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.opt_state.items()}
+
+    def layer_values(self, k: int) -> dict[str, np.ndarray]:
+        """Input, pre-activation and activation of layer k for the current batch."""
+        bs = self._batch[1]
+        if self.fused is not None:
+            if bs == 0:
+                return {}
+            return {
+                "input": self.fused.layer_input(k, bs).copy(),
+                "pre_activation": self.fused.z(k, bs).copy(),
+                "activation": self.fused.y(k, bs).copy(),
+            }
+        layer = self.model.layers[k]
+        out = {name: np.array(v) for name, v in layer.observed.items()}
+        if "x" in layer.cache:
+            out["input"] = np.array(layer.cache["x"])
+        return out
+
+    # ---------------------------------------------------------------- stepping
+    def _require_running(self) -> None:
+        if self.diverged is not None:
+            raise SessionError(self.diverged.describe() + "; rewind to an earlier step")
+
+    def step_phase(self) -> StepRecord:
+        """Run exactly the next phase of the current step."""
+        self._require_running()
+        name = self.phase_names[self.phase_index]
+        n_layers = len(self.model.layers)
+        record = StepRecord(name, self.step)
+        if self.phase_index == 0:
+            self._select_batch()
+        elif self.phase_index <= n_layers:
+            record.layer = self.phase_index - 1
+            self._forward(record.layer)
+        elif self.phase_index == n_layers + 1:
+            record.loss = self._loss()
+        elif self.phase_index <= 2 * n_layers + 1:
+            record.layer = 2 * n_layers + 1 - self.phase_index
+            self._backward(record.layer)
+        else:
+            self._update()
+        self.phase_index = (self.phase_index + 1) % len(self.phase_names)
+        self.events.emit("phase_done", record=record)
+        if self.diverged is None and self.phase_index == 0:
+            self._finish_step(self.last_loss)
+            self._save_checkpoint()
+        return record
+
+    def step_batch(self) -> float:
+        """Finish the current step (or run a whole one) phase by phase; returns its loss."""
+        self._require_running()
+        first = True
+        while first or self.phase_index != 0:
+            first = False
+            self.step_phase()
+            if self.diverged is not None:
+                break
+        return self.last_loss
+
+    def step_epoch(self) -> None:
+        """Run to the end of the current epoch."""
+        self._require_running()
+        if not self.at_step_boundary:
+            self.step_batch()
+        remaining = self.steps_per_epoch - self.batch_in_epoch
+        if remaining and self.diverged is None:
+            self.run_steps(remaining)
+
+    def run_steps(self, n: int) -> int:
+        """Run n whole steps as fast as possible (no per-phase records); returns steps done."""
+        self._require_running()
+        done = 0
+        if not self.at_step_boundary:
+            self.step_batch()
+            done += 1
+        while done < n and self.diverged is None:
+            chunk = n - done
+            if self.evaluate_epochs or self.fused is None:
+                chunk = min(chunk, self.steps_per_epoch - self.batch_in_epoch)
+            done += self._run_chunk(chunk)
+        return done
+
+    def run_epochs(self, n: int) -> None:
+        for _ in range(n):
+            self.step_epoch()
+            if self.diverged is not None:
+                return
+
+    # ---------------------------------------------------------------- phases
+    def _select_batch(self) -> None:
+        if self.batch_in_epoch == 0:
+            self._new_permutation()
+        start = self.batch_in_epoch * self.batch_size
+        size = min(self.batch_size, len(self.x_train) - start)
+        self._batch = (start, size)
+        if self.fused is not None:
+            self.fused.load_batch(self.x_train, self.targets_train, self.perm, start, size)
+        else:
+            idx = self.perm[start : start + size]
+            self._xb, self._tb = self.x_train[idx], self.targets_train[idx]
+            self._acts: list[np.ndarray] = [self._xb]
+
+    def _new_permutation(self) -> None:
+        n = len(self.x_train)
+        if self.experiment.training.shuffle:
+            self.perm = self.rng.permutation(n).astype(np.int64)
+        else:
+            self.perm = np.arange(n, dtype=np.int64)
+
+    def _forward(self, k: int) -> None:
+        bs = self._batch[1]
+        if self.fused is not None:
+            self.fused.forward(k, bs)
+            out = self.fused.y(k, bs)
+        else:
+            out = self.model.forward_layer(k, self._acts[k], training=True)
+            self._acts.append(out)
+        if not np.all(np.isfinite(out)):
+            self._diverge("forward", layer=k)
+
+    def _loss(self) -> float:
+        bs = self._batch[1]
+        if self.fused is not None:
+            assert self.rules is not None
+            value = self.fused.loss(self.rules[0], loss_hp(self.loss), bs)
+        else:
+            pred = self._acts[-1]
+            value = float(self.loss.value(pred, self._tb))
+            self._dy = self.loss.grad(pred, self._tb)
+        self.last_loss = value
+        if not math.isfinite(value):
+            self._diverge("loss")
+        return value
+
+    def _backward(self, k: int) -> None:
+        if self.fused is not None:
+            assert self.rules is not None
+            fuse = self.rules[0] == kernels.LOSS_CE_PROBS
+            self.fused.backward(k, self._batch[1], fuse)
+        else:
+            assert self._dy is not None
+            self._dy = self.model.backward_layer(k, self._dy)
+
+    def _update(self) -> None:
+        theta, grad = self.model.theta, self.model.grad
+        mask = self.model.decay_mask
+        lr = self.lr_at(self.step)
+        if "lr" in self.optimizer.hp:
+            self.optimizer.hp["lr"] = lr
+        if self.rules is not None and self.slots is not None:
+            _, opt_code, reg_code, reg_val = self.rules
+            kernels.add_penalties(reg_code, reg_val, theta, mask, grad)
+            kernels.transform_gradient(reg_code, reg_val, grad)
+            hp = optimizer_hp_vector(self.optimizer, self.dtype)
+            hp[0] = lr
+            kernels.optimizer_step(
+                opt_code,
+                hp,
+                self.opt_state["step"],
+                self.slots,
+                theta,
+                grad,
+                self.last_update,
+                mask,
+                reg_code,
+                reg_val,
+            )
+        else:
+            self._update_with_plugins(lr)
+        bad = ~np.isfinite(theta)
+        if bad.any():
+            slot = next(s for s in self.model.slots if bad[s.offset : s.offset + s.size].any())
+            self._diverge("parameters", parameter=slot.key, layer=slot.layer)
+
+    def _update_with_plugins(self, lr: float) -> None:
+        theta, grad, mask = self.model.theta, self.model.grad, self.model.decay_mask
+        for reg in self.regularizers:
+            if reg.stage == "loss":
+                grad += reg.penalty_grad(theta, mask)
+        for reg in self.regularizers:
+            if reg.stage == "gradient":
+                grad[...] = reg.transform(grad, theta, mask, lr)
+        update, self.opt_state = self.optimizer.update(grad, self.opt_state, theta, self.context)
+        for reg in self.regularizers:
+            if reg.stage == "update":
+                update = reg.transform(update, theta, mask, lr)
+        self.last_update[...] = update
+        theta += update
+
+    def _diverge(self, where: str, layer: int | None = None, parameter: str | None = None) -> None:
+        self.diverged = Divergence(self.step, where, layer, parameter)
+        self.phase_index = 0
+        self.events.emit("diverged", divergence=self.diverged)
+
+    # ---------------------------------------------------------------- fast path
+    def _run_chunk(self, n: int) -> int:
+        """n steps: one compiled call when fusable, else phase by phase."""
+        if self.fused is None or self.rules is None or self.slots is None:
+            for i in range(n):
+                self.step_batch()
+                if self.diverged is not None:
+                    return i
+            return n
+        order, starts, sizes, perms = self._plan_batches(n)
+        lrs = self._learning_rates(n)
+        losses = np.full(n, np.nan)
+        loss_code, opt_code, reg_code, reg_val = self.rules
+        done = self.fused.run(
+            update=self.last_update,
+            x=self.x_train,
+            t=self.targets_train,
+            order=order,
+            batch_start=starts,
+            batch_size=sizes,
+            lrs=lrs,
+            loss_code=loss_code,
+            loss_hp=loss_hp(self.loss),
+            fuse_softmax_ce=loss_code == kernels.LOSS_CE_PROBS,
+            opt_code=opt_code,
+            opt_hp=optimizer_hp_vector(self.optimizer, self.dtype),
+            step=self.opt_state["step"],
+            slots=self.slots,
+            reg_code=reg_code,
+            reg_val=reg_val,
+            losses=losses,
+        )
+        last = min(done, n - 1)
+        self.perm = perms[int(starts[last]) // len(self.x_train)]
+        self._finish_steps(losses[:done])
+        if done < n:
+            self._locate_divergence(order, int(starts[done]), int(sizes[done]))
+        else:
+            self._batch = (int(starts[-1]) % len(self.x_train), int(sizes[-1]))
+        self._save_checkpoint()
+        return done
+
+    def _plan_batches(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+        """The sample order for the next n steps (drawing each new epoch's permutation in turn,
+        as stepping would) and each step's start and size in it."""
+        n_train, bs = len(self.x_train), self.batch_size
+        perms: list[np.ndarray] = []
+        starts: list[np.ndarray] = []
+        sizes: list[np.ndarray] = []
+        batch = self.batch_in_epoch
+        if batch > 0:
+            perms.append(self.perm)
+        planned = 0
+        while planned < n:
+            if batch == 0:
+                self._new_permutation()
+                perms.append(self.perm)
+            count = min(n - planned, self.steps_per_epoch - batch)
+            planned += count
+            local = (batch + np.arange(count, dtype=np.int64)) * bs
+            starts.append(local + (len(perms) - 1) * n_train)
+            sizes.append(np.minimum(bs, n_train - local))
+            batch = (batch + count) % self.steps_per_epoch
+        order = np.concatenate(perms) if len(perms) > 1 else perms[0]
+        start_arr = np.concatenate(starts) if len(starts) > 1 else starts[0]
+        size_arr = np.concatenate(sizes) if len(sizes) > 1 else sizes[0]
+        return order, start_arr, size_arr.astype(np.int64), perms
+
+    def _learning_rates(self, n: int) -> np.ndarray:
+        if self.schedule is None:
+            return np.full(n, self.base_lr)
+        return np.array([self.lr_at(self.step + i) for i in range(n)])
+
+    def _locate_divergence(self, order: np.ndarray, start: int, size: int) -> None:
+        """Replay the failing batch's forward pass to name the first non-finite layer."""
+        assert self.fused is not None
+        self._batch = (start % len(self.x_train), size)
+        self.fused.load_batch(self.x_train, self.targets_train, order, start, size)
+        for k in range(len(self.model.layers)):
+            self.fused.forward(k, size)
+            if not np.all(np.isfinite(self.fused.y(k, size))):
+                self._diverge("forward", layer=k)
+                return
+        self._diverge("loss")
+
+    # ---------------------------------------------------------------- bookkeeping
+    def _finish_step(self, loss: float) -> None:
+        self._finish_steps(np.array([loss]))
+
+    def _finish_steps(self, losses: np.ndarray) -> None:
+        """Record steps done in bulk: history, counters, and epoch ends."""
+        i = 0
+        while i < len(losses):
+            count = min(len(losses) - i, self.steps_per_epoch - self.batch_in_epoch)
+            part = losses[i : i + count]
+            self.history.steps.extend(self.step + np.arange(count), self.epoch, part)
+            self._epoch_losses.extend(part.tolist())
+            self.step += count
+            self.batch_in_epoch += count
+            i += count
+            if self.batch_in_epoch == self.steps_per_epoch:
+                self.batch_in_epoch = 0
+                self.epoch += 1
+                self._end_epoch()
+        if len(losses):
+            self.events.emit("step_done", step=self.step, loss=float(losses[-1]))
+
+    def _end_epoch(self) -> None:
+        record: dict[str, Any] = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "train_loss": float(np.mean(self._epoch_losses)) if self._epoch_losses else math.nan,
+            "lr": self.lr_at(self.step - 1),
+        }
+        self._epoch_losses = []
+        if self.evaluate_epochs:
+            splits = ("train", "val") if len(self.data.X_val) else ("train",)
+            if len(self.data.X_val):
+                record["val_loss"] = self.evaluate("val")["loss"]
+            for split in splits:
+                for name, value in self.evaluate(split, with_loss=False).items():
+                    record[f"{split}_{name}"] = value
+            self.history.add_norms(self.layer_norms())
+        self.history.add_epoch(record)
+        self.events.emit("epoch_done", epoch=self.epoch, record=record)
+
+    def layer_norms(self) -> dict[str, Any]:
+        """Gradient and weight L2 norms per layer (last gradient computed)."""
+        record: dict[str, Any] = {"step": self.step}
+        for k in range(len(self.model.layers)):
+            slots = self.model.layer_slots(k)
+            if not slots:
+                continue
+            w = np.concatenate([self.model.view(self.model.theta, s).ravel() for s in slots])
+            g = np.concatenate([self.model.view(self.model.grad, s).ravel() for s in slots])
+            record[f"layers.{k}.weight_norm"] = float(np.linalg.norm(w))
+            record[f"layers.{k}.grad_norm"] = float(np.linalg.norm(g))
+        return record
+
+    # ---------------------------------------------------------------- evaluation
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Model outputs in evaluation mode (dropout off, batch norm on running statistics)."""
+        return self.model.forward(np.ascontiguousarray(x, dtype=self.dtype), training=False)
+
+    def evaluate(self, split: str = "train", with_loss: bool = True) -> dict[str, Any]:
+        x, y, t = (
+            (self.data.X_train, self.data.y_train, self.targets_train)
+            if split == "train"
+            else (self.data.X_val, self.data.y_val, self.targets_val)
+        )
+        out = self.predict(x)
+        result: dict[str, Any] = {}
+        if with_loss:
+            result["loss"] = float(self.loss.value(out, t))
+            return result
+        if self.data.task == "classification":
+            labels, scores = self.coding.decode(out)
+            for m in self.metrics:
+                result[m.name] = m.compute(np.asarray(y), labels, scores)
+        else:
+            for m in self.metrics:
+                result[m.name] = m.compute(np.asarray(y, dtype=float), out, None)
+        return {k: (float(v) if np.ndim(v) == 0 else v) for k, v in result.items()}
+
+    # ---------------------------------------------------------------- checkpoints
+    def _save_checkpoint(self) -> None:
+        if self.checkpoints and self.checkpoints[-1].step == self.step:
+            self.checkpoints.pop()
+        self.checkpoints.append(
+            Checkpoint(
+                self.step,
+                self.epoch,
+                self.batch_in_epoch,
+                self.perm.copy(),
+                self.model.theta.copy(),
+                {k: v.copy() for k, v in self.model.state_arrays().items()},
+                self.optimizer_state(),
+                self.rng.bit_generator.state,
+            )
+        )
+        if len(self.checkpoints) > self.CHECKPOINT_CAPACITY:
+            self.checkpoints = [self.checkpoints[0], *self.checkpoints[2::2], self.checkpoints[-1]]
+            self.checkpoints = sorted(
+                {c.step: c for c in self.checkpoints}.values(), key=lambda c: c.step
+            )
+
+    def recorded_steps(self) -> list[int]:
+        """Steps the session can return to directly (others are replayed from the one before)."""
+        return [c.step for c in self.checkpoints]
+
+    def rewind(self, step: int) -> None:
+        """Return to the state right after ``step`` steps: restore and replay, bit for bit."""
+        if not 0 <= step <= self.step and self.diverged is None:
+            raise SessionError(f"step {step} is not recorded: choose 0 to {self.step}")
+        base = max((c for c in self.checkpoints if c.step <= step), key=lambda c: c.step)
+        self.model.theta[...] = base.theta
+        for key, arr in self.model.state_arrays().items():
+            arr[...] = base.state[key]
+        for key, arr in base.opt_state.items():
+            self.opt_state[key][...] = arr
+        self.rng.bit_generator.state = base.rng_state
+        self.step, self.epoch, self.batch_in_epoch = base.step, base.epoch, base.batch_in_epoch
+        self.perm = base.perm.copy()
+        self.phase_index = 0
+        self.diverged = None
+        self.history.rewind_to(base.step)
+        self.checkpoints = [c for c in self.checkpoints if c.step <= base.step]
+        self._epoch_losses = [
+            float(v) for s, e, v in self.history.steps.array() if e == self.epoch and s < self.step
+        ]
+        if step > base.step:
+            self.run_steps(step - base.step)

@@ -1,0 +1,91 @@
+"""How class labels become training targets, and outputs become predicted labels again.
+
+The encoding follows the loss (``Loss.target_encoding``) and the output activation's range, so a
+tanh output trained with MSE learns -1/+1 while a sigmoid output learns 0/1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.data import DataSplit
+from engine.plugin_api import PluginError
+
+
+def choose_output_activation(data: DataSplit, loss: Any) -> str:
+    """The natural output activation for a task and loss (used when an experiment says auto)."""
+    if data.task == "regression":
+        return "linear"
+    return {"zero_one": "sigmoid", "range": "tanh"}.get(loss.target_encoding, "linear")
+
+
+@dataclass
+class TargetCoding:
+    task: str
+    n_classes: int
+    outputs: int
+    low: float = 0.0
+    high: float = 1.0
+
+    @staticmethod
+    def outputs_needed(data: DataSplit, loss: Any) -> int:
+        if data.task == "regression":
+            return int(data.n_outputs)
+        if data.n_classes == 2 and loss.target_encoding != "one_hot":
+            return 1
+        return int(data.n_classes)
+
+    def encode(self, y: np.ndarray) -> np.ndarray:
+        if self.task == "regression":
+            return np.asarray(y, dtype=float).reshape(len(y), -1)
+        labels = np.asarray(y, dtype=np.int64)
+        if self.outputs == 1:
+            return np.where(labels == 1, self.high, self.low).reshape(-1, 1)
+        out = np.full((len(labels), self.outputs), self.low)
+        out[np.arange(len(labels)), labels] = self.high
+        return out
+
+    def decode(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted labels and per-class scores from model outputs."""
+        if self.outputs == 1:
+            threshold = 0.5 * (self.low + self.high)
+            return (outputs[:, 0] > threshold).astype(np.int64), outputs
+        return outputs.argmax(axis=1).astype(np.int64), outputs
+
+
+def target_coding(data: DataSplit, loss: Any, model: Any) -> TargetCoding:
+    """Check the model's output width against the task and pick the target levels."""
+    needed = TargetCoding.outputs_needed(data, loss)
+    width = int(np.prod(model.output_shape))
+    if width != needed:
+        what = (
+            f"{data.n_outputs} regression target(s)"
+            if data.task == "regression"
+            else f"{loss.name} on {data.n_classes} classes"
+        )
+        raise PluginError(
+            f"the last layer has {width} output unit(s), but {what} needs {needed}; "
+            f"set units = {needed} on the last layer"
+        )
+    if data.task == "regression":
+        return TargetCoding("regression", 0, needed)
+    if loss.target_encoding in ("zero_one", "one_hot"):
+        low, high = 0.0, 1.0
+    elif loss.target_encoding == "plus_minus_one":
+        low, high = -1.0, 1.0
+    else:
+        low, high = _range_of(model)
+    return TargetCoding("classification", data.n_classes, needed, low, high)
+
+
+def _range_of(model: Any) -> tuple[float, float]:
+    """Target levels inside the output activation's range, clipped to [-1, 1]."""
+    for layer in reversed(model.layers):
+        act = getattr(layer, "act", None)
+        if act is not None:
+            lo, hi = act.output_range
+            return max(lo, -1.0), min(hi, 1.0)
+    return -1.0, 1.0

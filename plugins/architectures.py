@@ -1,0 +1,27 @@
+"""Built-in architectures: models described by a few hyperparameters."""
+
+from engine.plugin_api import Architecture, Param
+
+
+class MLP(Architecture):
+    name = "mlp"
+    params = (
+        Param("depth", "int", 2, "number of hidden layers", low=0, high=64),
+        Param("width", "int", 8, "units in each hidden layer", low=1, high=100_000),
+        Param("activation", "str", "tanh", "activation of the hidden layers"),
+    )
+    formula = r"\hat y = f_{out}(W_L \cdots f(W_2 f(W_1 x + b_1) + b_2) \cdots + b_L)"
+    teaching = (
+        "A multilayer perceptron: dense layers of the same width, one after another. Depth "
+        "composes features; width gives each layer more of them."
+    )
+
+    def layers(self, n_inputs, n_outputs, output_activation):
+        hidden = [
+            {"type": "dense", "units": self.hp["width"], "activation": self.hp["activation"]}
+            for _ in range(self.hp["depth"])
+        ]
+        return [*hidden, {"type": "dense", "units": n_outputs, "activation": output_activation}]
+
+
+PLUGINS = [MLP]

@@ -1,0 +1,3 @@
+"""A drop-in that fails while it is imported: the loader must record it and carry on."""
+
+raise RuntimeError("this drop-in fails on purpose while importing")

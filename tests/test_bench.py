@@ -1,0 +1,51 @@
+"""`gradient-lab bench --quick`: the report's shape only; speed is never asserted."""
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from engine.cli import main
+
+KEYS = {"workload", "unit", "value", "compile_s", "peak_rss_mb"}
+WORKLOADS = ["W1 playground", "W2 digits MLP"]
+
+
+def bench_json(capsys, *extra):
+    assert main(["bench", "--quick", "--json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_quick_json_has_both_workloads_and_positive_values(capsys):
+    records = bench_json(capsys)
+    assert [r["workload"] for r in records] == WORKLOADS
+    for r in records:
+        assert set(r) == KEYS
+        assert r["unit"] == "steps/s"
+        assert r["value"] > 0 and r["compile_s"] >= 0 and r["peak_rss_mb"] > 0
+
+
+def test_quick_table_names_the_machine_and_workloads(capsys):
+    assert main(["bench", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "Numba" in out and "steps/s" in out
+    assert all(name in out for name in WORKLOADS)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch not installed")
+def test_quick_peers_adds_torch_speed_and_ratio(capsys):
+    records = bench_json(capsys, "--peers")
+    assert [r["workload"] for r in records] == WORKLOADS
+    for r in records:
+        assert set(r) == KEYS | {"torch_value", "ratio"}
+        assert r["torch_value"] > 0
+        assert r["ratio"] == pytest.approx(r["value"] / r["torch_value"])
+
+
+def test_peers_without_torch_is_one_line_and_exit_2(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
+    assert main(["bench", "--quick", "--peers"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "pip install torch" in captured.err and "Traceback" not in captured.err

@@ -1,0 +1,154 @@
+"""The command line: outputs of `run`, reproducibility, and one-line errors for user mistakes."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine.cli import default_experiment_path, main
+
+SMALL = """schema = 1
+seed = 5
+[data]
+dataset = "circle"
+n = 100
+validation_fraction = 0.2
+[model]
+layers = [
+  { type = "dense", units = 4, activation = "tanh" },
+  { type = "dense", units = 1, activation = "tanh" },
+]
+[training]
+loss = "mse"
+optimizer = { name = "sgd", lr = 0.1 }
+batch_size = 16
+epochs = 3
+"""
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(SMALL)
+    return path
+
+
+def run(*args):
+    return main([str(a) for a in args])
+
+
+def test_run_writes_history_params_and_summary(experiment, tmp_path):
+    out = tmp_path / "out"
+    assert run("run", experiment, "--out", out, "--quiet") == 0
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    steps_per_epoch = 5  # 80 training samples, batch 16
+    assert len(rows) == 3 * steps_per_epoch
+    assert [int(r["step"]) for r in rows] == list(range(1, 16))
+    assert rows[4]["val_loss"] and rows[4]["train_accuracy"] and not rows[3]["val_loss"]
+    params = np.load(out / "params.npz")
+    assert params["layers.0.W"].shape == (2, 4) and params["layers.0.b"].shape == (4,)
+    assert params["layers.1.W"].shape == (4, 1)
+    init = np.load(out / "params_init.npz")
+    assert not np.array_equal(init["layers.0.W"], params["layers.0.W"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 15 and summary["epochs"] == 3 and summary["seed"] == 5
+
+
+def test_steps_seed_and_init_params_reproduce(experiment, tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert run("run", experiment, "--out", a, "--steps", 7, "--quiet") == 0
+    assert (
+        run(
+            "run",
+            experiment,
+            "--out",
+            b,
+            "--steps",
+            7,
+            "--quiet",
+            "--init-params",
+            a / "params_init.npz",
+        )
+        == 0
+    )
+    assert run("run", experiment, "--out", c, "--steps", 7, "--quiet", "--seed", 6) == 0
+    pa, pb, pc = (np.load(d / "params.npz") for d in (a, b, c))
+    assert pa["layers.0.W"].tobytes() == pb["layers.0.W"].tobytes()
+    assert pa["layers.0.W"].tobytes() != pc["layers.0.W"].tobytes()
+    assert len(list(csv.DictReader((a / "history.csv").open()))) == 7
+
+
+def test_init_params_shape_mismatch_is_one_clear_line(experiment, tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    np.savez(
+        bad,
+        **{
+            "layers.0.W": np.zeros((3, 4)),
+            "layers.0.b": np.zeros(4),
+            "layers.1.W": np.zeros((4, 1)),
+            "layers.1.b": np.zeros(1),
+        },
+    )
+    assert run("run", experiment, "--init-params", bad, "--out", tmp_path / "o") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "layers.0.W" in err[0] and "(3, 4)" in err[0]
+
+
+@pytest.mark.parametrize(
+    "old,new,needle",
+    [
+        ("batch_size = 16", "batch_size = 0", "training.batch_size"),
+        ('dataset = "circle"', 'dataset = "spirall"', "data.dataset"),
+        ("epochs = 3", "epochz = 3", "training.epochz"),
+        ("units = 4,", 'units = "four",', "model.layers[0].units"),
+    ],
+)
+def test_bad_experiment_exits_2_with_one_line(experiment, tmp_path, capsys, old, new, needle):
+    experiment.write_text(SMALL.replace(old, new))
+    assert run("run", experiment, "--out", tmp_path / "o") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]
+
+
+def test_missing_file_is_a_clear_error_in_a_real_process(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", str(tmp_path / "nope.toml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "nope.toml" in result.stderr
+
+
+def test_default_experiment_ships_and_runs(tmp_path):
+    assert default_experiment_path().is_file()
+    assert run("run", default_experiment_path(), "--steps", 3, "--out", tmp_path, "--quiet") == 0
+
+
+def test_plugins_list_json_covers_every_kind(capsys):
+    assert run("plugins", "list", "--json", "--safe-mode") == 0
+    records = json.loads(capsys.readouterr().out)
+    kinds = {r["kind"] for r in records if r["status"] == "ok"}
+    assert kinds >= {
+        "activation",
+        "loss",
+        "optimizer",
+        "initializer",
+        "regularizer",
+        "lr_schedule",
+        "layer",
+        "architecture",
+        "dataset",
+        "metric",
+    }
+    assert all(r["source"] == "builtin" for r in records)
+
+
+def test_plugins_check_one_name_passes(capsys):
+    assert run("plugins", "check", "tanh", "--safe-mode") == 0
+    out = capsys.readouterr().out
+    assert "activation tanh" in out and "FAIL" not in out

@@ -1,0 +1,31 @@
+"""The README's examples work as written: the experiment file and the drop-in plugin."""
+
+import re
+from pathlib import Path
+
+from engine.conformance import check_path
+from engine.experiment import parse_experiment
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def code_block(after_heading: str, language: str) -> str:
+    section = README[README.index(after_heading) :]
+    match = re.search(rf"```{language}\n(.*?)```", section, re.S)
+    assert match, f"no {language} block after {after_heading!r}"
+    return match.group(1)
+
+
+def test_readme_experiment_example_loads():
+    exp = parse_experiment(code_block("## Experiment files", "toml"))
+    assert exp.data.dataset == "spiral" and exp.training.batch_size == 10
+    assert [layer["units"] for layer in exp.model.layers] == [8, 8, 1]
+
+
+def test_readme_plugin_example_passes_the_check(tmp_path):
+    path = tmp_path / "bent_identity.py"
+    path.write_text(code_block("### Write a plugin", "python"))
+    results = check_path(path)
+    assert [record.name for record, _ in results] == ["bent_identity"]
+    failed = [item for _, report in results for item in report.items if not item.passed]
+    assert not failed, failed

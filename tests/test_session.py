@@ -1,0 +1,221 @@
+"""The step-through session: phases, fast steps, determinism, rewind, divergence, observation."""
+
+import numpy as np
+import pytest
+
+from engine.experiment import parse_experiment
+from engine.history import ThinningLog
+from engine.session import Session, SessionError
+
+EXAMPLE = """
+schema = 1
+seed = 7
+[data]
+dataset = "spiral"
+n = 200
+noise = 0.1
+validation_fraction = 0.2
+features = ["x1", "x2"]
+[model]
+init = "xavier_uniform"
+layers = [
+  { type = "dense", units = 8, activation = "tanh" },
+  { type = "dense", units = 8, activation = "tanh" },
+  { type = "dense", units = 1, activation = "tanh" },
+]
+[training]
+loss = "mse"
+optimizer = { name = "sgd", lr = 0.03 }
+batch_size = 10
+shuffle = true
+epochs = 5
+"""
+
+
+def make(text=EXAMPLE, **replace):
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return Session(parse_experiment(text))
+
+
+def test_phase_by_phase_equals_fast_steps_bit_for_bit():
+    stepped, fast = make(), make()
+    assert stepped.fused is not None
+    for _ in range(23 * len(stepped.phase_names)):
+        stepped.step_phase()
+    fast.run_steps(23)
+    assert stepped.step == fast.step == 23
+    assert stepped.model.theta.tobytes() == fast.model.theta.tobytes()
+    np.testing.assert_array_equal(
+        stepped.history.steps.column("train_loss"), fast.history.steps.column("train_loss")
+    )
+
+
+def test_same_seed_same_bits_other_seed_differs():
+    a, b, c = make(), make(), make(**{"seed = 7": "seed = 8"})
+    for s in (a, b, c):
+        s.run_steps(40)
+    assert a.model.theta.tobytes() == b.model.theta.tobytes()
+    assert a.model.theta.tobytes() != c.model.theta.tobytes()
+
+
+def test_rewind_restores_and_replays_bit_for_bit():
+    reference = make()
+    reference.run_steps(37)
+    at_37 = reference.model.theta.copy()
+    state_37 = reference.optimizer_state()
+    reference.run_steps(63)
+    at_100 = reference.model.theta.copy()
+
+    session = make()
+    session.run_steps(100)
+    assert session.model.theta.tobytes() == at_100.tobytes()
+    session.rewind(37)
+    assert session.step == 37
+    assert session.model.theta.tobytes() == at_37.tobytes()
+    for key, value in state_37.items():
+        np.testing.assert_array_equal(session.opt_state[key], value)
+    assert len(session.history.steps) == 37
+    session.run_steps(63)
+    assert session.model.theta.tobytes() == at_100.tobytes()
+
+
+def test_rewind_to_unrecorded_step_is_a_clear_error():
+    session = make()
+    session.run_steps(5)
+    with pytest.raises(SessionError, match="not recorded"):
+        session.rewind(9)
+
+
+def test_phase_names_and_observation_after_each_phase():
+    session = make()
+    names = session.phase_names
+    assert names[0] == "select batch" and names[-1] == "update"
+    assert names[1:4] == ["forward 0", "forward 1", "forward 2"]
+    assert names[5:8] == ["backward 2", "backward 1", "backward 0"]
+    session.step_phase()  # select batch
+    session.step_phase()  # forward 0
+    values = session.layer_values(0)
+    assert values["pre_activation"].shape == (10, 8)
+    np.testing.assert_allclose(values["activation"], np.tanh(values["pre_activation"]))
+    w = session.parameters()["layers.0.W"]
+    b = session.parameters()["layers.0.b"]
+    np.testing.assert_allclose(values["pre_activation"], values["input"] @ w + b, rtol=1e-12)
+
+
+def test_backward_phases_give_the_finite_difference_gradient():
+    session = make()
+    for _ in range(len(session.phase_names) - 1):  # everything but the update
+        session.step_phase()
+    x = session.layer_values(0)["input"]
+    start, size = session._batch
+    t = session.targets_train[session.perm[start : start + size]]
+    theta = session.model.theta
+    analytic = session.model.grad.copy()
+
+    def batch_loss():
+        return float(np.mean((session.model.forward(x) - t) ** 2))
+
+    rng = np.random.default_rng(0)
+    for i in rng.choice(theta.size, 12, replace=False):
+        keep = theta[i]
+        theta[i] = keep + 1e-6
+        up = batch_loss()
+        theta[i] = keep - 1e-6
+        down = batch_loss()
+        theta[i] = keep
+        assert analytic[i] == pytest.approx((up - down) / 2e-6, rel=1e-5, abs=1e-9)
+
+
+def test_epoch_records_losses_metrics_and_norms():
+    session = make()
+    session.run_epochs(2)
+    assert session.epoch == 2 and session.step == 2 * session.steps_per_epoch
+    record = session.history.epochs[-1]
+    assert {"train_loss", "val_loss", "train_accuracy", "val_accuracy"} <= set(record)
+    assert 0.0 <= record["val_accuracy"] <= 1.0
+    norms = session.history.layer_norms[-1]
+    assert norms["layers.0.weight_norm"] > 0 and norms["layers.2.grad_norm"] >= 0
+
+
+def test_divergence_stops_training_and_names_where():
+    events = []
+    session = make(
+        **{
+            'units = 1, activation = "tanh"': 'units = 1, activation = "linear"',
+            'units = 8, activation = "tanh"': 'units = 8, activation = "relu"',
+            "lr = 0.03": "lr = 50.0",
+        }
+    )
+    session.events.on("diverged", lambda divergence: events.append(divergence))
+    session.run_steps(50)
+    assert session.diverged is not None and events
+    assert session.diverged.where in ("forward", "loss", "parameters")
+    assert session.step < 50
+    with pytest.raises(SessionError, match="diverged"):
+        session.step_batch()
+    session.rewind(0)
+    assert session.diverged is None
+
+
+def test_events_fire_for_phases_steps_and_epochs():
+    seen = {"phase_done": 0, "step_done": 0, "epoch_done": 0}
+    steps = []
+    session = make()
+    for name in seen:
+        session.events.on(name, lambda name=name, **kw: seen.__setitem__(name, seen[name] + 1))
+    session.events.on("step_done", lambda step, loss: steps.append(step))
+    session.step_batch()
+    assert seen["phase_done"] == len(session.phase_names) and steps == [1]
+    session.step_epoch()  # fast: one step_done per compiled call, with the newest step
+    assert seen["epoch_done"] == 1 and steps[-1] == session.steps_per_epoch
+    assert seen["phase_done"] == len(session.phase_names)
+
+
+def test_training_learns_the_circle():
+    session = make(**{'"spiral"': '"circle"', "epochs = 5": "epochs = 30"})
+    before = session.evaluate("val", with_loss=False)["accuracy"]
+    session.run_epochs(30)
+    after = session.history.epochs[-1]["val_accuracy"]
+    assert after > 0.9 > before or after > 0.95
+
+
+def test_generic_path_with_dropout_and_batch_norm_learns():
+    layers = """layers = [
+  { type = "dense", units = 16, activation = "relu" },
+  { type = "batch_norm" },
+  { type = "dropout", rate = 0.1 },
+  { type = "dense", units = 1, activation = "tanh" },
+]"""
+    text = (
+        EXAMPLE[: EXAMPLE.index("layers = [")] + layers + EXAMPLE[EXAMPLE.index("\n[training]") :]
+    )
+    session = make(text, **{'"spiral"': '"circle"', "lr = 0.03": "lr = 0.05"})
+    assert session.fused is None
+    first = session.evaluate("train")["loss"]
+    session.run_epochs(15)
+    assert session.evaluate("train")["loss"] < 0.6 * first
+    a, b = make(text, **{'"spiral"': '"circle"'}), make(text, **{'"spiral"': '"circle"'})
+    a.run_steps(30)
+    b.run_steps(30)
+    assert a.model.theta.tobytes() == b.model.theta.tobytes()
+
+
+def test_float32_option_trains():
+    session = make(**{'init = "xavier_uniform"': 'init = "xavier_uniform"\ndtype = "float32"'})
+    assert session.model.theta.dtype == np.float32
+    session.run_steps(30)
+    assert np.isfinite(session.history.steps.column("train_loss")).all()
+
+
+def test_history_memory_is_bounded():
+    log = ThinningLog(("step", "loss"), capacity=1000)
+    for step in range(500):
+        log.append(step, float(step))
+    for start in range(500, 1_000_000, 2500):
+        steps = np.arange(start, start + 2500)
+        log.extend(steps, steps * 1.0)
+    assert len(log) <= 1000
+    steps = log.column("step")
+    assert steps[0] == 0 and steps[-1] > 990_000
+    assert len(np.unique(np.diff(steps))) == 1  # evenly thinned
