@@ -93,7 +93,7 @@ def act_value(code, x, a, b, fn):
     if code == ACT_TANH:
         return math.tanh(x)
     if code == ACT_RELU:
-        return x if x > 0.0 else 0.0
+        return 0.0 if x <= 0.0 else x
     if code == ACT_LEAKY:
         return x if x > 0.0 else a * x
     if code == ACT_ELU:
@@ -140,7 +140,10 @@ def act_deriv(code, x, y, a, b, dfn):
 
 @jit
 def apply_activation(code, a, b, fn, z, y):
-    """y = act(z) on a (batch, units) array; softmax works row by row."""
+    """y = act(z) on a (batch, units) array; softmax works row by row.
+
+    The common activations get their own loops (so they vectorize); the rest go element by
+    element through ``act_value``."""
     n, m = z.shape
     if code == ACT_SOFTMAX:
         for i in range(n):
@@ -154,10 +157,22 @@ def apply_activation(code, a, b, fn, z, y):
                 total += e
             for j in range(m):
                 y[i, j] = y[i, j] / total
-        return
-    for i in range(n):
-        for j in range(m):
-            y[i, j] = act_value(code, z[i, j], a, b, fn)
+    elif code == ACT_TANH:
+        for i in range(n):
+            for j in range(m):
+                y[i, j] = math.tanh(z[i, j])
+    elif code == ACT_RELU:
+        for i in range(n):
+            for j in range(m):
+                y[i, j] = 0.0 if z[i, j] <= 0.0 else z[i, j]  # NaN passes, as in PyTorch
+    elif code == ACT_LINEAR:
+        for i in range(n):
+            for j in range(m):
+                y[i, j] = z[i, j]
+    else:
+        for i in range(n):
+            for j in range(m):
+                y[i, j] = act_value(code, z[i, j], a, b, fn)
 
 
 @jit
@@ -171,10 +186,22 @@ def activation_backward(code, a, b, dfn, z, y, dy, dz):
                 inner += dy[i, j] * y[i, j]
             for j in range(m):
                 dz[i, j] = y[i, j] * (dy[i, j] - inner)
-        return
-    for i in range(n):
-        for j in range(m):
-            dz[i, j] = dy[i, j] * act_deriv(code, z[i, j], y[i, j], a, b, dfn)
+    elif code == ACT_TANH:
+        for i in range(n):
+            for j in range(m):
+                dz[i, j] = dy[i, j] * (1.0 - y[i, j] * y[i, j])
+    elif code == ACT_RELU:
+        for i in range(n):
+            for j in range(m):
+                dz[i, j] = dy[i, j] if z[i, j] > 0.0 else 0.0
+    elif code == ACT_LINEAR:
+        for i in range(n):
+            for j in range(m):
+                dz[i, j] = dy[i, j]
+    else:
+        for i in range(n):
+            for j in range(m):
+                dz[i, j] = dy[i, j] * act_deriv(code, z[i, j], y[i, j], a, b, dfn)
 
 
 # ------------------------------------------------------------------------------- matrix products
@@ -541,8 +568,12 @@ def optimizer_step(code, hp, step, slots, theta, grad, update, mask, reg_code, r
 
 @jit
 def gather_rows(src, order, start, count, out):
+    """out[i] = src[order[start + i]]: one minibatch in the epoch's order."""
+    m = src.shape[1]
     for i in range(count):
-        out[i, :] = src[order[start + i], :]
+        row = order[start + i]
+        for j in range(m):
+            out[i, j] = src[row, j]
 
 
 @jit

@@ -77,7 +77,7 @@ class ReLU(Activation):
 
     @staticmethod
     def f(x, a, b):
-        return x if x > 0.0 else 0.0
+        return 0.0 if x <= 0.0 else x  # a NaN input stays NaN, so divergence shows
 
     @staticmethod
     def df(x, y, a, b):
