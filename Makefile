@@ -24,8 +24,8 @@ lint: install-test
 	$(BIN)/mypy
 
 test: lint
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 	$(BIN)/gradient-lab bench --quick
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 bench: install-test
 	$(BIN)/gradient-lab bench --peers

@@ -1,0 +1,177 @@
+"""Session features end to end: architectures, schedules, regularizers, LM, N-d data, CSV."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from engine.experiment import parse_experiment
+from engine.registry import Registry, discover
+from engine.session import Session
+
+BASE = """
+schema = 1
+seed = 11
+[data]
+dataset = "circle"
+n = 120
+validation_fraction = 0.25
+[model]
+{model}
+[training]
+loss = "{loss}"
+optimizer = {optimizer}
+batch_size = 12
+epochs = 4
+{training}
+"""
+DENSE = """layers = [
+  { type = "dense", units = 6, activation = "tanh" },
+  { type = "dense", units = 1, activation = "tanh" },
+]"""
+
+
+def session(
+    model=DENSE,
+    loss="mse",
+    optimizer='{ name = "sgd", lr = 0.1 }',
+    training="",
+    registry=None,
+    data=None,
+):
+    text = BASE.format(model=model, loss=loss, optimizer=optimizer, training=training)
+    if data is not None:
+        text = text.replace('dataset = "circle"\nn = 120', data)
+    return Session(parse_experiment(text, registry), registry)
+
+
+def test_mlp_architecture_builds_the_layers_and_picks_the_output():
+    s = session(
+        model='architecture = { name = "mlp", depth = 3, width = 5, activation = "relu" }',
+        loss="bce",
+    )
+    assert [layer.hp["units"] for layer in s.model.layers] == [5, 5, 5, 1]
+    assert s.model.layers[-1].hp["activation"] == "sigmoid"  # auto output for bce
+    assert s.fused is not None
+    s.run_epochs(2)
+    assert s.epoch == 2
+
+
+def test_step_schedule_changes_the_learning_rate_per_epoch():
+    s = session(training='schedule = { name = "step", step_size = 2, gamma = 0.5 }')
+    s.run_epochs(4)
+    assert [r["lr"] for r in s.history.epochs] == [0.1, 0.1, 0.05, 0.05]
+
+
+def without_fast_paths(registry: Registry) -> Registry:
+    """The same plugins with every inline fast path switched off (plugin NumPy code only)."""
+    slow = Registry()
+    for record in registry.ok_records():
+        cls = record.cls
+        if record.kind in ("optimizer", "regularizer"):
+            cls = type(cls.__name__, (cls,), {"inline": ""})
+        slow.add_class(cls, record.source, record.origin)
+    return slow
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        '{ name = "sgd", lr = 0.1, momentum = 0.5, weight_decay = 0.01 }',
+        '{ name = "nesterov", lr = 0.05 }',
+        '{ name = "adagrad", lr = 0.1, lr_decay = 0.01 }',
+        '{ name = "rmsprop", lr = 0.01, centered = true, momentum = 0.3 }',
+        '{ name = "adadelta" }',
+        '{ name = "adam", lr = 0.01, amsgrad = true, weight_decay = 0.001 }',
+        '{ name = "adamw", lr = 0.01 }',
+    ],
+)
+def test_fused_rules_agree_with_the_plugins_numpy_code(optimizer):
+    regs = (
+        'regularizers = [{ name = "l2", strength = 0.001 }, { name = "l1", strength = 0.0005 },'
+        ' { name = "clip_norm", max_norm = 0.5 }, { name = "weight_decay", decay = 0.01 }]'
+    )
+    registry = discover(safe_mode=True)
+    fast = session(optimizer=optimizer, training=regs, registry=registry)
+    slow = session(optimizer=optimizer, training=regs, registry=without_fast_paths(registry))
+    assert fast.fused is not None and slow.fused is None
+    fast.run_steps(25)
+    slow.run_steps(25)
+    np.testing.assert_allclose(fast.model.theta, slow.model.theta, rtol=1e-9, atol=1e-12)
+
+
+def test_levenberg_marquardt_fits_a_curve_full_batch():
+    model = """layers = [
+  { type = "dense", units = 6, activation = "tanh" },
+  { type = "dense", units = 1, activation = "linear" },
+]"""
+    s = session(
+        model=model, optimizer='"levenberg_marquardt"', data='dataset = "sine"\nn = 60\nnoise = 0.0'
+    )
+    assert s.batch_size == len(s.x_train) and s.steps_per_epoch == 1
+    start = s.evaluate("train")["loss"]
+    s.run_steps(30)
+    assert s.evaluate("train")["loss"] < 0.01 * start
+
+
+def test_image_shaped_digits_flow_through_flatten():
+    model = """layers = [
+  { type = "flatten" },
+  { type = "dense", units = 16, activation = "relu" },
+  { type = "dense", units = 10, activation = "linear" },
+]"""
+    s = session(
+        model=model,
+        loss="cross_entropy",
+        optimizer='{ name = "adam", lr = 0.01 }',
+        data='dataset = "digits"\nshape = "image"',
+    )
+    assert s.data.input_shape == (1, 8, 8) and s.fused is None
+    s.run_epochs(2)
+    assert s.history.epochs[-1]["val_accuracy"] > 0.7
+
+
+def test_csv_regression_trains(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (80, 2))
+    y = 0.5 * x[:, 0] - x[:, 1]
+    path = tmp_path / "plane.csv"
+    rows = "\n".join(f"{a},{b},{c}" for (a, b), c in zip(x, y, strict=True))
+    path.write_text("a,b,y\n" + rows + "\n")
+    model = 'layers = [{ type = "dense", units = 1, activation = "linear" }]'
+    s = session(
+        model=model,
+        data=f'dataset = "csv"\npath = "{path.as_posix()}"\ntarget = "y"',
+        optimizer='{ name = "sgd", lr = 0.2 }',
+    )
+    assert s.data.task == "regression"
+    s.run_epochs(30)
+    np.testing.assert_allclose(s.parameters()["layers.0.W"].ravel(), [0.5, -1.0], atol=0.02)
+
+
+def test_a_wrong_output_width_is_a_clear_error():
+    model = 'layers = [{ type = "dense", units = 3, activation = "tanh" }]'
+    with pytest.raises(Exception, match="units = 1"):
+        session(model=model)
+
+
+def test_a_new_process_loads_the_kernels_without_compiling():
+    script = textwrap.dedent("""
+        from engine.cli import default_experiment_path
+        from engine.experiment import load_experiment
+        from engine.session import Session
+        from engine import kernels
+        s = Session(load_experiment(default_experiment_path()))
+        s.run_steps(5)
+        s.step_batch()
+        misses = sum(sum(k.stats.cache_misses.values()) for k in
+                     (kernels.train_steps, kernels.forward_layer, kernels.backward_layer,
+                      kernels.loss_and_grad, kernels.optimizer_step))
+        print(misses)
+    """)
+    run = [sys.executable, "-c", script]
+    subprocess.run(run, check=True, capture_output=True)  # compiles if the cache is cold
+    result = subprocess.run(run, check=True, capture_output=True, text=True)
+    assert result.stdout.strip() == "0"
