@@ -3,7 +3,8 @@ PyTorch (CPU, 1 thread) started from the same data and initial weights.
 
 A step is forward + loss + backward + update on one minibatch. Gradient Lab runs with per-epoch
 evaluation off, so a timed round is one compiled call. With ``--peers`` the two engines take turns
-(Gradient Lab round, PyTorch round, ...) and each reports the median of its rounds.
+(Gradient Lab round, PyTorch round, ...) and each reports the median of its rounds. A record gets a
+"note" when a workload could not use the compiled path.
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ def gradient_lab_runner(work: Workload, registry: Any) -> tuple[Any, Callable[[i
 
 def torch_runner(work: Workload, session: Any, seed: int) -> Callable[[int], None]:
     """The same network, data, initial weights, batch size and per-epoch shuffling in a plain
-    PyTorch loop (float64, the calling thread only)."""
+    PyTorch loop (float64, the calling thread only). Like Gradient Lab's history, it keeps every
+    step's loss (``loss.item()``, as PyTorch's own tutorials do)."""
     import torch
     import torch.nn.functional as F
 
@@ -165,6 +167,7 @@ def torch_runner(work: Workload, session: Any, seed: int) -> Callable[[int], Non
     rng = np.random.default_rng(seed)
     n_train, bs = len(x), session.batch_size
     start, perm = n_train, torch.arange(n_train)
+    losses: list[float] = []
 
     def run(n: int) -> None:
         nonlocal start, perm
@@ -180,6 +183,7 @@ def torch_runner(work: Workload, session: Any, seed: int) -> Callable[[int], Non
             opt.zero_grad()
             loss.backward()
             opt.step()
+            losses.append(loss.item())
 
     return run
 
@@ -200,11 +204,14 @@ def _seconds(run: Callable[[int], None], n: int) -> float:
 
 
 def _round_steps(run: Callable[[int], None], sizes: Sizes) -> int:
-    """Steps per round: fixed, or sized from a short timed probe to take ~ROUND_SECONDS."""
+    """Steps per round: fixed, or sized from timed probes (doubling up to 0.1 s) to take about
+    ROUND_SECONDS."""
     if sizes.steps is not None:
         return sizes.steps
     probe = sizes.warm_up
-    return max(probe, int(probe * ROUND_SECONDS / max(_seconds(run, probe), 1e-9)))
+    while (elapsed := _seconds(run, probe)) < 0.1:
+        probe *= 2
+    return max(1, int(probe * ROUND_SECONDS / elapsed))
 
 
 def measure(work: Workload, registry: Any, sizes: Sizes, peers: bool) -> dict[str, Any]:
@@ -274,7 +281,7 @@ def table(records: list[dict[str, Any]], peers: bool, sizes: Sizes) -> str:
         )
         if peers:
             target = next(w.target for w in WORKLOADS if w.name == r["workload"])
-            mark = "ok" if r["ratio"] >= target else "below"
+            mark = "met" if r["ratio"] >= target else "below"
             line += f" {r['torch_value']:>14,.0f} {r['ratio']:>7.1f}x {target:>5.0f}x {mark}"
         if "note" in r:
             line += f"  ({r['note']})"
@@ -283,8 +290,8 @@ def table(records: list[dict[str, Any]], peers: bool, sizes: Sizes) -> str:
     lines += [
         "",
         f"steps/s: {rounds}, float64, after an untimed warm-up call.",
-        "compile s: building the session in this process, which compiles the kernels or "
-        "loads them from the disk cache (small when cached; later workloads reuse them).",
+        "compile s: building the session in this process, which compiles the kernels or loads",
+        "  them from the disk cache (small when cached; later workloads reuse them).",
         "peak RSS: the whole process's peak so far" + (", PyTorch included." if peers else "."),
     ]
     if peers:

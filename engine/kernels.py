@@ -70,6 +70,8 @@ SMALL_MATMUL = 4096  # below this many multiply-adds a plain loop beats a BLAS c
 
 # NumPy error semantics (x / 0 -> inf, no exception checks) let LLVM vectorize the loops.
 jit = nb.njit(cache=True, nogil=True, error_model="numpy")
+# Helpers of the training loop are inlined into it: tiny networks are dispatch-bound.
+jit_inline = nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 
 # ------------------------------------------------------------------------------------ activations
@@ -138,7 +140,7 @@ def act_deriv(code, x, y, a, b, dfn):
     return dfn(x, y, a, b)
 
 
-@jit
+@jit_inline
 def apply_activation(code, a, b, fn, z, y):
     """y = act(z) on a (batch, units) array; softmax works row by row.
 
@@ -175,7 +177,7 @@ def apply_activation(code, a, b, fn, z, y):
                 y[i, j] = act_value(code, z[i, j], a, b, fn)
 
 
-@jit
+@jit_inline
 def activation_backward(code, a, b, dfn, z, y, dy, dz):
     """dz = dL/dz from dy = dL/dy."""
     n, m = z.shape
@@ -207,7 +209,7 @@ def activation_backward(code, a, b, dfn, z, y, dy, dz):
 # ------------------------------------------------------------------------------- matrix products
 
 
-@jit
+@jit_inline
 def mm_nn(x, w, out):
     """out = x @ w."""
     n, k = x.shape
@@ -224,7 +226,7 @@ def mm_nn(x, w, out):
                 out[i, j] += xv * w[p, j]
 
 
-@jit
+@jit_inline
 def mm_tn(x, d, out):
     """out = x.T @ d (weight gradient)."""
     n, k = x.shape
@@ -242,7 +244,7 @@ def mm_tn(x, d, out):
                 out[p, j] += xv * d[i, j]
 
 
-@jit
+@jit_inline
 def mm_nt(d, w, out):
     """out = d @ w.T (input gradient)."""
     n, m = d.shape
@@ -263,7 +265,7 @@ def mm_nt(d, w, out):
 # layer without weights (an activation layer, n_in == n_out).
 
 
-@jit
+@jit_inline
 def forward_layer(l, net, theta, x, z, y, fn):
     """z = x @ W + b (or z = x), y = act(z)."""
     w_off, b_off, n_in, n_out, act, act_a, act_b = net
@@ -280,7 +282,7 @@ def forward_layer(l, net, theta, x, z, y, fn):
     apply_activation(act[l], act_a[l], act_b[l], fn, z, y)
 
 
-@jit
+@jit_inline
 def backward_layer(l, net, theta, x, z, y, dy, dz, dx, grad, dfn, through_act, need_dx):
     """From dy = dL/dy: parameter gradients into ``grad`` and dL/dx into ``dx``.
 
@@ -566,7 +568,7 @@ def optimizer_step(code, hp, step, slots, theta, grad, update, mask, reg_code, r
 # ---------------------------------------------------------------------------------- fused steps
 
 
-@jit
+@jit_inline
 def gather_rows(src, order, start, count, out):
     """out[i] = src[order[start + i]]: one minibatch in the epoch's order."""
     m = src.shape[1]
