@@ -28,6 +28,7 @@ KINDS = (
     "architecture",
     "dataset",
     "metric",
+    "objective",
 )
 
 PARAM_TYPES = ("float", "int", "bool", "str", "strs", "floats", "dict")
@@ -384,6 +385,27 @@ class Metric(Plugin):
         raise NotImplementedError
 
 
+class Objective(Plugin):
+    """A 2D test function for optimizer races: value, gradient and Hessian at (x, y).
+
+    ``start`` is the default starting point, ``minima`` the known minimizers (for steps-to-
+    tolerance), ``bounds`` ((xmin, xmax), (ymin, ymax)) the region worth drawing."""
+
+    kind: ClassVar[str] = "objective"
+    start: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+    minima: ClassVar[tuple[tuple[float, float], ...]] = ()
+    bounds: ClassVar[tuple[tuple[float, float], tuple[float, float]]] = ((-2.0, 2.0), (-2.0, 2.0))
+
+    def value(self, x: float, y: float) -> float:
+        raise NotImplementedError
+
+    def gradient(self, x: float, y: float) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def hessian(self, x: float, y: float) -> np.ndarray:
+        raise NotImplementedError
+
+
 # --------------------------------------------------------------------------------------- layers
 
 
@@ -505,4 +527,5 @@ KIND_BASES: dict[str, type[Plugin]] = {
     "architecture": Architecture,
     "dataset": Dataset,
     "metric": Metric,
+    "objective": Objective,
 }

@@ -207,6 +207,7 @@ class Session:
             )
 
         self.history = History()
+        self.recorders: list[tuple[int, Any]] = []
         # Evaluate on the data at every epoch end; off, fast runs span epochs in one call.
         self.evaluate_epochs = True
         self.step = 0
@@ -266,6 +267,13 @@ class Session:
             + [f"backward {k}" for k in range(n - 1, -1, -1)]
             + ["update"]
         )
+
+    def add_recorder(self, every: int, record: Any) -> None:
+        """Call ``record(session)`` after every ``every``-th step, fast runs included (they are
+        split so the call sees exactly that step's parameters, gradient and update)."""
+        if every < 1:
+            raise SessionError(f"every = {every} is not allowed: expected a whole number >= 1")
+        self.recorders.append((every, record))
 
     # ---------------------------------------------------------------- public state
     @property
@@ -369,6 +377,8 @@ class Session:
             chunk = n - done
             if self.evaluate_epochs or self.fused is None:
                 chunk = min(chunk, self.steps_per_epoch - self.batch_in_epoch)
+            for every, _ in self.recorders:
+                chunk = min(chunk, every - self.step % every)
             done += self._run_chunk(chunk)
         return done
 
@@ -590,6 +600,9 @@ class Session:
                 self._end_epoch()
         if len(losses):
             self.events.emit("step_done", step=self.step, loss=float(losses[-1]))
+            for every, record in self.recorders:
+                if self.step % every == 0:
+                    record(self)
 
     def _end_epoch(self) -> None:
         record: dict[str, Any] = {

@@ -219,3 +219,14 @@ def test_history_memory_is_bounded():
     steps = log.column("step")
     assert steps[0] == 0 and steps[-1] > 990_000
     assert len(np.unique(np.diff(steps))) == 1  # evenly thinned
+
+
+def test_recorders_see_every_kth_step_in_fast_runs():
+    seen = []
+    session = make()
+    session.add_recorder(7, lambda s: seen.append((s.step, s.model.theta.copy())))
+    session.run_steps(30)
+    assert [step for step, _ in seen] == [7, 14, 21, 28]
+    reference = make()
+    reference.run_steps(14)
+    assert seen[1][1].tobytes() == reference.model.theta.tobytes()
