@@ -75,6 +75,81 @@ jit_inline = nb.njit(cache=True, nogil=True, error_model="numpy", inline="always
 
 
 # ------------------------------------------------------------------------------------ activations
+# tanh is the playground's activation and the C library's is a scalar call (about 11 ns); this one
+# is plain arithmetic that LLVM vectorizes (about 2 ns) and stays within 4 units in the last place
+# of the C library's result. Below |x| = 0.625: expm1(2|x|) / (expm1(2|x|) + 2) with a Taylor
+# polynomial (no cancellation near 0); above: 1 - 2 / (exp(2|x|) + 1) with exp = 2^k e^r.
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e00
+
+
+@jit_inline
+def _exp_poly(r):
+    """Taylor polynomial of e^r to degree 13 (|r| <= ln2/2: error below 1e-17)."""
+    p = 1.6059043836821613e-10
+    p = p * r + 2.08767569878681e-09
+    p = p * r + 2.505210838544172e-08
+    p = p * r + 2.755731922398589e-07
+    p = p * r + 2.7557319223985893e-06
+    p = p * r + 2.48015873015873e-05
+    p = p * r + 0.0001984126984126984
+    p = p * r + 0.001388888888888889
+    p = p * r + 0.008333333333333333
+    p = p * r + 0.041666666666666664
+    p = p * r + 0.16666666666666666
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    return p
+
+
+@jit_inline
+def _expm1_poly(x):
+    """Taylor polynomial of e^x - 1 to degree 21 (0 <= x <= 1.25: error below 1e-17)."""
+    p = 1.9572941063391263e-20
+    p = p * x + 4.110317623312165e-19
+    p = p * x + 8.22063524662433e-18
+    p = p * x + 1.5619206968586225e-16
+    p = p * x + 2.8114572543455206e-15
+    p = p * x + 4.779477332387385e-14
+    p = p * x + 7.647163731819816e-13
+    p = p * x + 1.1470745597729725e-11
+    p = p * x + 1.6059043836821613e-10
+    p = p * x + 2.08767569878681e-09
+    p = p * x + 2.505210838544172e-08
+    p = p * x + 2.755731922398589e-07
+    p = p * x + 2.7557319223985893e-06
+    p = p * x + 2.48015873015873e-05
+    p = p * x + 0.0001984126984126984
+    p = p * x + 0.001388888888888889
+    p = p * x + 0.008333333333333333
+    p = p * x + 0.041666666666666664
+    p = p * x + 0.16666666666666666
+    p = p * x + 0.5
+    p = p * x + 1.0
+    return p * x
+
+
+@jit_inline
+def _exp_positive(x):
+    """e^x for 0 <= x <= 45: 2^k e^r with |r| <= ln2/2."""
+    k = int(x * _INV_LN2 + 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    return _exp_poly(r) * float(np.int64(1) << k)
+
+
+@jit_inline
+def _tanh(x):
+    a = abs(x)
+    if a < 0.625:
+        e = _expm1_poly(2.0 * a)
+        t = e / (e + 2.0)
+    elif a < 22.0:
+        t = 1.0 - 2.0 / (_exp_positive(2.0 * a) + 1.0)
+    else:
+        t = 1.0 if a >= 22.0 else a  # NaN stays NaN, so divergence shows
+    return math.copysign(t, x)
 
 
 @jit
@@ -93,7 +168,7 @@ def act_value(code, x, a, b, fn):
     if code == ACT_SIGMOID:
         return _sigmoid(x)
     if code == ACT_TANH:
-        return math.tanh(x)
+        return _tanh(x)
     if code == ACT_RELU:
         return 0.0 if x <= 0.0 else x
     if code == ACT_LEAKY:
@@ -162,7 +237,7 @@ def apply_activation(code, a, b, fn, z, y):
     elif code == ACT_TANH:
         for i in range(n):
             for j in range(m):
-                y[i, j] = math.tanh(z[i, j])
+                y[i, j] = _tanh(z[i, j])
     elif code == ACT_RELU:
         for i in range(n):
             for j in range(m):
