@@ -56,6 +56,7 @@ class Checkpoint:
     state: dict[str, np.ndarray]
     opt_state: dict[str, np.ndarray]
     rng_state: Any
+    epoch_loss: tuple[float, int]  # running sum and count of this epoch's step losses
 
 
 @dataclass
@@ -219,7 +220,7 @@ class Session:
         self.diverged: Divergence | None = None
         self.last_update = np.zeros_like(self.model.theta)
         self.last_loss = math.nan
-        self._epoch_losses: list[float] = []
+        self._epoch_loss_sum, self._epoch_loss_count = 0.0, 0
         self._batch = (0, 0)
         self._pred: np.ndarray | None = None
         self._dy: np.ndarray | None = None
@@ -584,34 +585,42 @@ class Session:
         self._finish_steps(np.array([loss]))
 
     def _finish_steps(self, losses: np.ndarray) -> None:
-        """Record steps done in bulk: history, counters, and epoch ends."""
-        i = 0
-        while i < len(losses):
-            count = min(len(losses) - i, self.steps_per_epoch - self.batch_in_epoch)
-            part = losses[i : i + count]
-            self.history.steps.extend(self.step + np.arange(count), self.epoch, part)
-            self._epoch_losses.extend(part.tolist())
-            self.step += count
-            self.batch_in_epoch += count
-            i += count
-            if self.batch_in_epoch == self.steps_per_epoch:
-                self.batch_in_epoch = 0
-                self.epoch += 1
-                self._end_epoch()
-        if len(losses):
-            self.events.emit("step_done", step=self.step, loss=float(losses[-1]))
-            for every, record in self.recorders:
-                if self.step % every == 0:
-                    record(self)
+        """Record steps done in bulk: history, counters, and every epoch end among them."""
+        n = len(losses)
+        if not n:
+            return
+        position = self.batch_in_epoch + np.arange(n)
+        epochs = self.epoch + position // self.steps_per_epoch
+        self.history.steps.extend(self.step + np.arange(n), epochs, losses)
+        start = 0
+        for end in np.nonzero((position + 1) % self.steps_per_epoch == 0)[0]:
+            self._add_epoch_losses(losses[start : end + 1])
+            self.step += int(end + 1 - start)
+            self.batch_in_epoch, start = 0, int(end + 1)
+            self.epoch += 1
+            self._end_epoch()
+        self._add_epoch_losses(losses[start:])
+        self.step += n - start
+        self.batch_in_epoch += n - start
+        self.events.emit("step_done", step=self.step, loss=float(losses[-1]))
+        for every, record in self.recorders:
+            if self.step % every == 0:
+                record(self)
+
+    def _add_epoch_losses(self, losses: np.ndarray) -> None:
+        self._epoch_loss_sum += float(losses.sum())
+        self._epoch_loss_count += len(losses)
 
     def _end_epoch(self) -> None:
         record: dict[str, Any] = {
             "epoch": self.epoch,
             "step": self.step,
-            "train_loss": float(np.mean(self._epoch_losses)) if self._epoch_losses else math.nan,
+            "train_loss": self._epoch_loss_sum / self._epoch_loss_count
+            if self._epoch_loss_count
+            else math.nan,
             "lr": self.lr_at(self.step - 1),
         }
-        self._epoch_losses = []
+        self._epoch_loss_sum, self._epoch_loss_count = 0.0, 0
         if self.evaluate_epochs:
             splits = ("train", "val") if len(self.data.X_val) else ("train",)
             if len(self.data.X_val):
@@ -675,6 +684,7 @@ class Session:
                 {k: v.copy() for k, v in self.model.state_arrays().items()},
                 self.optimizer_state(),
                 self.rng.bit_generator.state,
+                (self._epoch_loss_sum, self._epoch_loss_count),
             )
         )
         if len(self.checkpoints) > self.CHECKPOINT_CAPACITY:
@@ -704,8 +714,6 @@ class Session:
         self.diverged = None
         self.history.rewind_to(base.step)
         self.checkpoints = [c for c in self.checkpoints if c.step <= base.step]
-        self._epoch_losses = [
-            float(v) for s, e, v in self.history.steps.array() if e == self.epoch and s < self.step
-        ]
+        self._epoch_loss_sum, self._epoch_loss_count = base.epoch_loss
         if step > base.step:
             self.run_steps(step - base.step)

@@ -78,6 +78,7 @@ def test_rewind_restores_and_replays_bit_for_bit():
     assert len(session.history.steps) == 37
     session.run_steps(63)
     assert session.model.theta.tobytes() == at_100.tobytes()
+    assert session.history.epochs == reference.history.epochs  # same losses and metrics
 
 
 def test_rewind_to_unrecorded_step_is_a_clear_error():
