@@ -293,7 +293,9 @@ def plugin_folders(plugins_dir: str | Path | None) -> list[Path]:
     return [user_plugins_dir()]
 
 
-def discover(plugins_dir: str | Path | None = None, safe_mode: bool = False) -> Registry:
+def discover(
+    plugins_dir: str | Path | None = None, safe_mode: bool = False, check: bool = True
+) -> Registry:
     """Load every plugin from every source; failures are recorded, never raised."""
     registry = Registry()
     if not any(_is_builtin(ep) for ep in _entry_points()):
@@ -302,7 +304,31 @@ def discover(plugins_dir: str | Path | None = None, safe_mode: bool = False) -> 
     if not safe_mode:
         for folder in plugin_folders(plugins_dir):
             _load_folder(registry, folder)
+    if check:
+        check_third_party(registry)
     return registry
+
+
+def check_third_party(registry: Registry) -> None:
+    """Run the conformance check on every plugin not shipped with Gradient Lab; one that fails
+    (including its JIT compile) is taken out of use with the first failed item as its reason.
+    Built-ins are checked by the test suite instead, so start-up stays fast."""
+    from engine.conformance import check_plugin  # local: conformance uses this module
+
+    for record in registry.ok_records():
+        if record.source == "builtin":
+            continue
+        try:
+            report = check_plugin(record.cls, registry)
+        except Exception as exc:  # the check itself must never stop start-up
+            registry.mark_failed(record.kind, record.name, f"check crashed: {one_line(exc)}")
+            continue
+        failures = [item for item in report.items if not item.passed]
+        if failures:
+            first = failures[0]
+            registry.mark_failed(
+                record.kind, record.name, f"failed its check: {first.name}: {first.message}"
+            )
 
 
 _default: Registry | None = None

@@ -89,7 +89,12 @@ def test_package_plugin_comes_from_its_distribution():
 def test_broken_dropins_are_recorded_and_the_rest_still_loads():
     registry = discover(plugins_dir=BROKEN)
     errors = failed(registry)
-    assert set(errors) == {"broken_import", "from_the_future", "default_out_of_range"}
+    assert set(errors) == {
+        "broken_import",
+        "from_the_future",
+        "default_out_of_range",
+        "wrong_slope",
+    }
     assert "RuntimeError: this drop-in fails on purpose" in errors["broken_import"]
     assert "api_version 99" in errors["from_the_future"]
     assert "default of parameter 'slope'" in errors["default_out_of_range"]
@@ -157,3 +162,11 @@ def test_environment_variable_names_the_folder(monkeypatch):
     monkeypatch.setenv(ENV_PLUGINS_DIR, str(BROKEN))
     assert "softsign" not in discover().names("activation")
     assert "fine_cube" in discover().names("activation")
+
+
+def test_a_dropin_that_fails_its_check_is_listed_and_skipped():
+    registry = discover(plugins_dir=BROKEN)
+    record = next(r for r in registry.records if r.name == "wrong_slope")
+    assert record.status == "failed" and "failed its check: derivative" in record.error
+    assert "wrong_slope" not in registry.names("activation")
+    assert "fine_cube" in registry.names("activation")
