@@ -40,7 +40,7 @@ class TargetCoding:
 
     def encode(self, y: np.ndarray) -> np.ndarray:
         if self.task == "regression":
-            return np.asarray(y, dtype=float).reshape(len(y), -1)
+            return np.asarray(y, dtype=float).reshape(len(y), self.outputs)
         labels = np.asarray(y, dtype=np.int64)
         if self.outputs == 1:
             return np.where(labels == 1, self.high, self.low).reshape(-1, 1)

@@ -175,3 +175,12 @@ def test_a_new_process_loads_the_kernels_without_compiling():
     subprocess.run(run, check=True, capture_output=True)  # compiles if the cache is cold
     result = subprocess.run(run, check=True, capture_output=True, text=True)
     assert result.stdout.strip() == "0"
+
+
+def test_regression_without_validation_data():
+    model = 'layers = [{ type = "dense", units = 1, activation = "linear" }]'
+    s = session(model=model, data='dataset = "plane"\nn = 50', validation=0.0)
+    assert s.data.task == "regression" and len(s.data.X_val) == 0
+    assert s.targets_val.shape == (0, 1)
+    s.run_epochs(2)
+    assert "val_loss" not in s.history.epochs[-1]
