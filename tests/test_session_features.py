@@ -40,8 +40,10 @@ def session(
     training="",
     registry=None,
     data=None,
+    validation=0.25,
 ):
     text = BASE.format(model=model, loss=loss, optimizer=optimizer, training=training)
+    text = text.replace("validation_fraction = 0.25", f"validation_fraction = {validation}")
     if data is not None:
         text = text.replace('dataset = "circle"\nn = 120', data)
     return Session(parse_experiment(text, registry), registry)
