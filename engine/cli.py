@@ -17,6 +17,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from engine.cli_lab import LabError, add_lab_commands, run_lab_command
 from engine.plugin_api import KINDS, PluginError
 
 EXIT_USER_ERROR = 2
@@ -64,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true")
     chk = psub.add_parser("check", parents=[common], help="run the conformance check")
     chk.add_argument("target", nargs="?", help="a plugin name or a drop-in .py file (default: all)")
+
+    add_lab_commands(sub, common)
 
     bench = sub.add_parser("bench", parents=[common], help="measure training speed")
     bench.add_argument("--quick", action="store_true", help="a short run (for CI)")
@@ -330,12 +333,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_run(args)
         if args.command == "plugins":
             return command_plugins(args)
+        lab = run_lab_command(args)
+        if lab is not None:
+            return lab
         if args.command == "bench":
             from engine.bench import command_bench
 
             return command_bench(args)
         return command_default(args)
-    except (UserError, PluginError) as exc:
+    except (UserError, PluginError, LabError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except FileNotFoundError as exc:

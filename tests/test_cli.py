@@ -152,3 +152,22 @@ def test_plugins_check_one_name_passes(capsys):
     assert run("plugins", "check", "tanh", "--safe-mode") == 0
     out = capsys.readouterr().out
     assert "activation tanh" in out and "FAIL" not in out
+
+
+def test_hessian_command_writes_eigenvalues_trace_density_and_sharpness(experiment, tmp_path):
+    out = tmp_path / "h.npz"
+    code = run("hessian", experiment, "--epochs", 2, "--full", "--sharpness", "--out", out)
+    assert code == 0
+    data = np.load(out)
+    spectrum = data["spectrum"]
+    np.testing.assert_allclose(data["eigenvalues"], spectrum[::-1][:2], rtol=1e-6)
+    grid, density = data["density_grid"], data["density"]
+    assert abs(np.trapezoid(density, grid) - 1.0) < 1e-3
+    assert data["sharpness"].shape == (2,) and np.all(data["stability_edge"] == 2 / 0.1)
+    assert str(data["method"]) == "exact"
+
+
+def test_hessian_with_params_and_steps_is_a_clear_error(experiment, tmp_path, capsys):
+    assert run("run", experiment, "--out", tmp_path, "--steps", 2, "--quiet") == 0
+    code = run("hessian", experiment, "--params", tmp_path / "params.npz", "--steps", 3)
+    assert code == 2 and "--params" in capsys.readouterr().err
