@@ -246,6 +246,8 @@ BUILTIN_MODULES = (
     "plugins.architectures",
     "plugins.datasets",
     "plugins.metrics",
+    "plugins.objectives",
+    "plugins.theory_layers",
 )
 
 
