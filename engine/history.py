@@ -27,6 +27,15 @@ class ThinningLog:
     def extend(self, steps: np.ndarray, *columns: Any) -> None:
         """Append many rows (columns may be scalars); same thinning as ``append``."""
         steps = np.asarray(steps)
+        n = len(steps)
+        if self.stride == 1 and self._count + n <= self.capacity:  # the common case: append
+            self._reserve(self._count + n)
+            rows = self._data[self._count : self._count + n]
+            rows[:, 0] = steps
+            for i, column in enumerate(columns, start=1):
+                rows[:, i] = column
+            self._count += n
+            return
         block = np.column_stack([steps, *(np.broadcast_to(c, steps.shape) for c in columns)])
         while len(block):
             block = block[block[:, 0] % self.stride == 0]

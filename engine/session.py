@@ -381,6 +381,7 @@ class Session:
             for every, _ in self.recorders:
                 chunk = min(chunk, every - self.step % every)
             done += self._run_chunk(chunk)
+        self._save_checkpoint()  # one per call: rewinds replay the steps in between
         return done
 
     def run_epochs(self, n: int) -> None:
@@ -534,7 +535,6 @@ class Session:
             self._locate_divergence(order, int(starts[done]), int(sizes[done]))
         else:
             self._batch = (int(starts[-1]) % len(self.x_train), int(sizes[-1]))
-        self._save_checkpoint()
         return done
 
     def _plan_batches(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
