@@ -60,10 +60,73 @@ def add_lab_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     hessian.add_argument("--out", default="hessian.npz", metavar="FILE.npz")
 
+    diagnose = sub.add_parser(
+        "diagnose", parents=[common], help="training health per layer while training"
+    )
+    _session_options(diagnose)
+    diagnose.add_argument("--every", type=int, default=10, help="record every N steps (10)")
+    diagnose.add_argument(
+        "--data-every", type=int, help="data statistics every N steps (default 10 x --every)"
+    )
+    diagnose.add_argument("--out", default="diagnose.npz", metavar="FILE.npz")
+
+    theory = sub.add_parser("theory", parents=[common], help="the theory labs' instruments")
+    labs = theory.add_subparsers(dest="lab", required=True)
+    ntk = labs.add_parser("ntk", parents=[common], help="empirical NTK along training")
+    _session_options(ntk)
+    ntk.add_argument("--every", type=int, default=100, help="measure every N steps (100)")
+    ntk.add_argument("--inputs", type=int, default=32, help="training inputs used (32)")
+    ntk.add_argument("--out", default="ntk.npz", metavar="FILE.npz")
+    width = labs.add_parser(
+        "ntk-width", parents=[common], help="NTK change after training versus width"
+    )
+    width.add_argument("--widths", default="64,256,1024,4096,16384", help="comma-separated widths")
+    width.add_argument("--steps", type=int, default=2000)
+    width.add_argument("--lr", type=float, default=1.0)
+    width.add_argument("--parameterization", choices=("ntk", "standard"), default="ntk")
+    width.add_argument("--seeds", type=int, default=1)
+    width.add_argument("--out", default="ntk_width.npz", metavar="FILE.npz")
+    race = labs.add_parser(
+        "race", parents=[common], help="every optimizer on a 2D objective from one start"
+    )
+    race.add_argument("objective", help="objective plugin name (quadratic, rosenbrock, ...)")
+    race.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an objective parameter, e.g. --set kappa=100",
+    )
+    race.add_argument("--optimizers", help="comma-separated optimizer names (default: all)")
+    race.add_argument("--start", help="x,y start (default: the objective's)")
+    race.add_argument("--steps", type=int, default=500)
+    race.add_argument("--lr", type=float, help="learning rate for every optimizer")
+    race.add_argument("--tol", type=float, default=1e-6)
+    race.add_argument("--out", default="race.npz", metavar="FILE.npz")
+    approx = labs.add_parser(
+        "approximate", parents=[common], help="universal approximation: fits and bump constructions"
+    )
+    approx.add_argument("--target", default="sine", help="sine, gaussian, absolute, ...")
+    approx.add_argument("--steepness", type=float, default=20.0)
+    approx.add_argument("--out", default="approximation.npz", metavar="FILE.npz")
+    signal = labs.add_parser(
+        "signal", parents=[common], help="signal propagation through depth at initialization"
+    )
+    signal.add_argument("--activation", default="relu")
+    signal.add_argument("--gain", type=float, default=2.0**0.5)
+    signal.add_argument("--depth", type=int, default=20)
+    signal.add_argument("--width", type=int, default=256)
+    signal.add_argument("--seeds", type=int, default=10)
+    signal.add_argument("--out", default="signal.npz", metavar="FILE.npz")
+
 
 def run_lab_command(args: argparse.Namespace) -> int | None:
     """Run an instrument subcommand, or return None when ``args`` names none."""
-    commands: dict[str, Callable[[argparse.Namespace], int]] = {"hessian": command_hessian}
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "hessian": command_hessian,
+        "diagnose": command_diagnose,
+        "theory": command_theory,
+    }
     command = commands.get(args.command)
     return None if command is None else command(args)
 
@@ -72,11 +135,15 @@ def run_lab_command(args: argparse.Namespace) -> int | None:
 
 
 def prepare_session(
-    args: argparse.Namespace, before_training: Callable[[Any], None] | None = None
+    args: argparse.Namespace,
+    before_training: Callable[[Any], None] | None = None,
+    train_from_params: bool = False,
 ) -> Any:
-    """The experiment's session at the parameters to study: loaded, or trained here."""
+    """The experiment's session at the parameters to study: loaded, or trained here.
+
+    ``train_from_params``: ``--params`` is the starting point of the training run (instruments
+    that record along training) instead of the point to study."""
     from engine.experiment import load_experiment
-    from engine.files import load_npz
     from engine.registry import discover
     from engine.session import Session
 
@@ -84,15 +151,12 @@ def prepare_session(
     experiment = load_experiment(args.experiment, registry)
     if args.seed is not None:
         experiment.seed = args.seed
-    session = Session(experiment, registry)
-    if args.params:
+    start = _load_params(args.params) if args.params and train_from_params else None
+    session = Session(experiment, registry, init_params=start)
+    if args.params and not train_from_params:
         if args.epochs is not None or args.steps is not None:
             raise LabError("--params studies given parameters; leave out --epochs/--steps")
-        try:
-            params = load_npz(args.params)
-        except (OSError, ValueError) as exc:
-            raise LabError(f"cannot read --params {args.params}: {exc}") from None
-        session.model.set_params(params, "--params")
+        session.model.set_params(_load_params(args.params), "--params")
         return session
     if before_training is not None:
         before_training(session)
@@ -111,6 +175,15 @@ def prepare_session(
     if session.diverged is not None:
         raise LabError(session.diverged.describe())
     return session
+
+
+def _load_params(path: str) -> dict[str, np.ndarray]:
+    from engine.files import load_npz
+
+    try:
+        return load_npz(path)
+    except (OSError, ValueError) as exc:
+        raise LabError(f"cannot read --params {path}: {exc}") from None
 
 
 def evaluator_for(session: Any, subsample: int | None) -> Any:
@@ -194,3 +267,142 @@ def command_hessian(args: argparse.Namespace) -> int:
             f"(stability edge 2/lr = {arrays['stability_edge'][-1]:.6g})"
         )
     return 0
+
+
+# ------------------------------------------------------------------------------------ diagnose
+
+
+def command_diagnose(args: argparse.Namespace) -> int:
+    """Train while recording every layer's health; arrays as ``HealthRecorder.arrays``.
+
+    With ``--params`` the recording run starts from those parameters."""
+    from engine.diagnostics import HealthRecorder
+    from engine.evaluation import eval_data
+
+    recorders: list[Any] = []
+
+    def attach(session: Any) -> None:
+        data = eval_data(session, args.subsample) if args.subsample else None
+        try:
+            recorders.append(HealthRecorder(session, args.every, data, args.data_every))
+        except ValueError as exc:
+            raise LabError(str(exc)) from None
+
+    session = prepare_session(args, attach, train_from_params=True)
+    recorder = recorders[0]
+    recorder.save(args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+    arrays = recorder.arrays()
+    keys = [str(k) for k in arrays["parameter_keys"]]
+    print(f"{len(arrays['steps'])} records over {session.step} steps; last record:")
+    for i, key in enumerate(keys):
+        ratio = arrays["update_ratio"][-1, i]
+        print(
+            f"  {key:<16} grad norm {arrays['grad_norm'][-1, i]:.3g}  "
+            f"weight norm {arrays['weight_norm'][-1, i]:.3g}  log10 update/weight {ratio:.2f}"
+        )
+    return 0
+
+
+# -------------------------------------------------------------------------------------- theory
+
+
+def command_theory(args: argparse.Namespace) -> int:
+    from engine import theory
+    from engine.diagnostics import signal_propagation
+    from engine.registry import discover
+
+    registry = discover(plugins_dir=args.plugins_dir, safe_mode=args.safe_mode)
+    if args.lab == "ntk":
+        trackers: list[Any] = []
+
+        def attach(session: Any) -> None:
+            x = session.x_train[: args.inputs]
+            trackers.append(theory.NTKTracker(session, x, every=args.every))
+
+        prepare_session(args, attach, train_from_params=True)
+        arrays = trackers[0].arrays()
+        change = arrays.get("relative_change", np.array([np.nan]))
+        print(f"relative NTK change at the end: {float(np.asarray(change)[-1]):.4g}")
+    elif args.lab == "ntk-width":
+        widths = _ints(args.widths, "--widths")
+        arrays = theory.ntk_width_experiment(
+            widths,
+            args.steps,
+            args.lr,
+            parameterization=args.parameterization,
+            seeds=args.seeds,
+            registry=registry,
+        )
+        for w, c in zip(arrays["widths"], arrays["relative_change"], strict=True):
+            print(f"width {int(w):>6}: relative NTK change {float(c):.4g}")
+    elif args.lab == "race":
+        objective = registry.create("objective", args.objective, **_settings(args.set))
+        names = args.optimizers.split(",") if args.optimizers else None
+        start = _floats(args.start, "--start", 2) if args.start else None
+        results = theory.race(objective, names, start, args.steps, args.tol, args.lr, registry)
+        arrays = theory.race_arrays(objective, results, args.tol)
+        for label, steps, skipped in zip(
+            arrays["optimizers"], arrays["steps_to_tolerance"], arrays["skipped"], strict=True
+        ):
+            status = skipped or ("never" if steps < 0 else f"{int(steps)} steps")
+            print(f"{label:<22} to tolerance: {status}")
+    elif args.lab == "approximate":
+        try:
+            arrays = theory.approximation_sweep(args.target, steepness=args.steepness)
+        except ValueError as exc:
+            raise LabError(str(exc)) from None
+        for n, e in zip(arrays["n_units"], arrays["fit_max_error"], strict=True):
+            print(f"{int(n):>4} sigmoid units: max error {float(e):.3g}")
+    else:
+        arrays = signal_propagation(
+            args.activation, args.gain, args.depth, args.width, args.seeds, registry=registry
+        )
+        first, last = arrays["pre_activation_variance"][[0, -1]]
+        print(f"pre-activation variance: layer 1 {first:.3g}, layer {args.depth} {last:.3g}")
+    _write(args.out, arrays)
+    return 0
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise LabError(
+            f"{option} {text!r} is not allowed: expected whole numbers like 64,256"
+        ) from None
+    if not values or min(values) < 1:
+        raise LabError(f"{option} {text!r} is not allowed: expected whole numbers >= 1")
+    return values
+
+
+def _floats(text: str, option: str, count: int) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != count:
+        raise LabError(f"{option} {text!r} is not allowed: expected {count} numbers like 1,-0.5")
+    return values
+
+
+def _settings(pairs: list[str]) -> dict[str, Any]:
+    """NAME=VALUE options for a plugin, with numbers and booleans parsed."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise LabError(f"--set {pair!r} is not allowed: expected NAME=VALUE")
+        out[name] = _value(value)
+    return out
+
+
+def _value(text: str) -> Any:
+    if text in ("true", "false"):
+        return text == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text

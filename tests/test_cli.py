@@ -171,3 +171,59 @@ def test_hessian_with_params_and_steps_is_a_clear_error(experiment, tmp_path, ca
     assert run("run", experiment, "--out", tmp_path, "--steps", 2, "--quiet") == 0
     code = run("hessian", experiment, "--params", tmp_path / "params.npz", "--steps", 3)
     assert code == 2 and "--params" in capsys.readouterr().err
+
+
+def test_diagnose_records_every_k_steps(experiment, tmp_path):
+    out = tmp_path / "d.npz"
+    assert run("diagnose", experiment, "--steps", 12, "--every", 4, "--out", out) == 0
+    data = np.load(out)
+    assert list(data["steps"]) == [4, 8, 12]
+    assert data["grad_norm"].shape == (3, 4)  # two dense layers: W and b each
+
+
+def test_theory_race_approximate_and_signal_write_their_files(tmp_path, capsys):
+    race = tmp_path / "race.npz"
+    assert (
+        run(
+            "theory",
+            "race",
+            "quadratic",
+            "--set",
+            "kappa=10",
+            "--optimizers",
+            "sgd,adam",
+            "--steps",
+            50,
+            "--lr",
+            0.1,
+            "--out",
+            race,
+        )
+        == 0
+    )
+    data = np.load(race)
+    assert list(data["optimizers"]) == ["sgd", "adam"]
+    assert data["trajectories"].shape == (2, 51, 2)
+    assert run("theory", "approximate", "--out", tmp_path / "a.npz") == 0
+    assert np.load(tmp_path / "a.npz")["fit_max_error"][-1] < 0.05
+    assert (
+        run(
+            "theory",
+            "signal",
+            "--seeds",
+            2,
+            "--width",
+            32,
+            "--depth",
+            5,
+            "--out",
+            tmp_path / "s.npz",
+        )
+        == 0
+    )
+    assert np.load(tmp_path / "s.npz")["pre_activation_variance"].shape == (5,)
+
+
+def test_theory_bad_option_is_one_line(capsys):
+    assert run("theory", "race", "quadratic", "--set", "kappa") == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
