@@ -1,10 +1,13 @@
-"""``gradient-lab bench``: training steps per second on two fixed workloads, optionally next to
-PyTorch (CPU, 1 thread) started from the same data and initial weights.
+"""``gradient-lab bench``: training steps per second on two fixed workloads and seconds per loss
+landscape grid on a third, optionally next to PyTorch (CPU, 1 thread) started from the same data
+and weights.
 
 A step is forward + loss + backward + update on one minibatch. Gradient Lab runs with per-epoch
-evaluation off, so a timed round is one compiled call. With ``--peers`` the two engines take turns
-(Gradient Lab round, PyTorch round, ...) and each reports the median of its rounds. A record gets a
-"note" when a workload could not use the compiled path.
+evaluation off, so a timed round is one compiled call. A landscape grid (W5) is the loss at every
+point of a 41 x 41 filter-normalized random plane around W2's weights after 2 epochs, on the full
+data set. With ``--peers`` the two engines take turns (Gradient Lab round, PyTorch round, ...) and
+each reports the median of its rounds; ``ratio`` is always Gradient Lab's speed over PyTorch's. A
+record gets a "note" when a workload could not use the compiled path.
 """
 
 from __future__ import annotations
@@ -101,6 +104,24 @@ shuffle = true
 )
 
 WORKLOADS = (W1, W2)
+
+
+@dataclass(frozen=True)
+class LandscapeWorkload:
+    name: str
+    base: Workload  # the training workload whose weights the landscape is taken around
+    epochs: int  # trained before the scan
+    size: int  # grid points per axis (--quick: quick_size)
+    quick_size: int
+    seed: int  # of the random directions
+    target: float  # wanted speed ratio to PyTorch with 1 thread
+
+
+W5 = LandscapeWorkload(
+    name="W5 landscape", base=W2, epochs=2, size=41, quick_size=5, seed=0, target=4.0
+)
+LANDSCAPE_ROUNDS = 3  # a full run: median of this many grids per engine
+TARGETS = {w.name: w.target for w in (*WORKLOADS, W5)}
 
 
 @dataclass
@@ -243,6 +264,115 @@ def measure(work: Workload, registry: Any, sizes: Sizes, peers: bool) -> dict[st
     return record
 
 
+# ----------------------------------------------------------------------------------- landscape
+
+
+def torch_grid(
+    work: Workload, session: Any, center: np.ndarray, dirs: Any, x: np.ndarray, y: np.ndarray
+) -> Callable[[], np.ndarray]:
+    """The same grid in plain PyTorch (float64, 1 thread, no autograd): a loop over the points,
+    each building its weights W + a D1 + b D2 and running the forward pass and the loss."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(1)
+    model = session.model
+    data = torch.from_numpy(np.ascontiguousarray(session.x_train, dtype=np.float64))
+    t = torch.from_numpy(np.ascontiguousarray(session.targets_train, dtype=np.float64))
+    if work.loss == "cross_entropy":
+        t = t.argmax(dim=1)
+    loss_fn = F.mse_loss if work.loss == "mse" else F.cross_entropy
+    acts: dict[str, Callable[[Any], Any]] = {
+        "tanh": torch.tanh,
+        "relu": torch.relu,
+        "linear": lambda z: z,
+    }
+
+    def tensors(vector: np.ndarray, name: str) -> list[Any]:
+        out = []
+        for i in range(len(work.activations)):
+            slot = next(s for s in model.slots if s.key == f"layers.{i}.{name}")
+            value = model.view(vector, slot)
+            out.append(torch.from_numpy((value.T if name == "W" else value).copy()))
+        return out
+
+    layers = list(
+        zip(
+            *(tensors(v, name) for name in ("W", "b") for v in (center, dirs.d1, dirs.d2)),
+            (acts[a] for a in work.activations),
+            strict=True,
+        )
+    )
+
+    def run() -> np.ndarray:
+        out = np.empty((len(y), len(x)))
+        with torch.no_grad():
+            for j, b in enumerate(y):
+                for i, a in enumerate(x):
+                    h = data
+                    for w, w1, w2, bias, b1, b2, act in layers:
+                        h = act(F.linear(h, w + a * w1 + b * w2, bias + a * b1 + b * b2))
+                    out[j, i] = loss_fn(h, t).item()
+        return out
+
+    return run
+
+
+def measure_landscape(
+    work: LandscapeWorkload, registry: Any, sizes: Sizes, peers: bool
+) -> dict[str, Any]:
+    """Seconds per grid (and to the first coarse picture), after an untimed warm-up grid."""
+    from engine import landscape
+
+    session, train, compile_s = gradient_lab_runner(work.base, registry)
+    train(work.epochs * session.steps_per_epoch)
+    compile_s += landscape.warm_up(session.dtype)
+    size = work.quick_size if sizes is QUICK else work.size
+
+    def job() -> Any:
+        return landscape.LandscapeJob(session, "random", size=size, seed=work.seed, trajectory=None)
+
+    def ours() -> tuple[float, float, Any]:
+        started = time.perf_counter()
+        first, last = 0.0, None
+        for result in job().results():
+            first = first or time.perf_counter() - started
+            last = result
+        return time.perf_counter() - started, first, last
+
+    _, _, warm = ours()
+    peer = None
+    if peers:
+        peer = torch_grid(work.base, session, warm.center, warm.directions, warm.x, warm.y)
+    seconds: dict[str, list[float]] = {"value": [], "torch_value": []}
+    firsts: list[float] = []
+    torch_loss = None
+    for _ in range(1 if sizes is QUICK else min(sizes.rounds, LANDSCAPE_ROUNDS)):
+        taken, first, _ = ours()  # interleaved: Gradient Lab, PyTorch, Gradient Lab, ...
+        seconds["value"].append(taken)
+        firsts.append(first)
+        if peer is not None:
+            started = time.perf_counter()
+            torch_loss = peer()
+            seconds["torch_value"].append(time.perf_counter() - started)
+    record: dict[str, Any] = {
+        "workload": work.name,
+        "unit": "s/grid",
+        "value": statistics.median(seconds["value"]),
+        "compile_s": compile_s,
+        "peak_rss_mb": peak_rss_mb(),
+        "first_picture_s": statistics.median(firsts),
+    }
+    if peers:
+        record["torch_value"] = statistics.median(seconds["torch_value"])
+        record["ratio"] = record["torch_value"] / record["value"]
+        if torch_loss is None or not np.allclose(torch_loss, warm.loss, rtol=1e-9, atol=0.0):
+            record["note"] = "PyTorch's grid differs from Gradient Lab's"
+    if not landscape.fast_path_supported(landscape.snapshot_evaluator(session)):
+        record["note"] = "not compiled: point-by-point path"
+    return record
+
+
 # ------------------------------------------------------------------------------------- report
 
 
@@ -269,33 +399,46 @@ def machine_info(peers: bool) -> list[str]:
     return lines
 
 
+def _speed(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}" if unit == "steps/s" else f"{value:.3f} {unit}"
+
+
 def table(records: list[dict[str, Any]], peers: bool, sizes: Sizes) -> str:
-    head = f"{'workload':<15} {'steps/s':>10} {'compile s':>10} {'peak RSS MB':>12}"
+    head = f"{'workload':<15} {'speed':>16} {'compile s':>10} {'peak RSS MB':>12}"
     if peers:
-        head += f" {'torch steps/s':>14} {'ratio':>8} {'target':>8}"
+        head += f" {'PyTorch':>16} {'ratio':>8} {'target':>8}"
     lines = [*machine_info(peers), "", head, "-" * len(head)]
     for r in records:
         line = (
-            f"{r['workload']:<15} {r['value']:>10,.0f} {r['compile_s']:>10.2f} "
+            f"{r['workload']:<15} {_speed(r['value'], r['unit']):>16} {r['compile_s']:>10.2f} "
             f"{r['peak_rss_mb']:>12.0f}"
         )
         if peers:
-            target = next(w.target for w in WORKLOADS if w.name == r["workload"])
+            target = TARGETS[r["workload"]]
             mark = "met" if r["ratio"] >= target else "below"
-            line += f" {r['torch_value']:>14,.0f} {r['ratio']:>7.1f}x {target:>5.0f}x {mark}"
+            torch_speed = _speed(r["torch_value"], r["unit"])
+            line += f" {torch_speed:>16} {r['ratio']:>7.1f}x {target:>5.0f}x {mark}"
         if "note" in r:
             line += f"  ({r['note']})"
         lines.append(line)
     rounds = "1 round" if sizes.rounds == 1 else f"median of {sizes.rounds} rounds of ~1 s"
+    grids = "1 grid" if sizes is QUICK else f"median of {min(sizes.rounds, LANDSCAPE_ROUNDS)} grids"
+    size = W5.quick_size if sizes is QUICK else W5.size
+    firsts = [f"{r['first_picture_s']:.3f} s" for r in records if "first_picture_s" in r]
     lines += [
         "",
         f"steps/s: {rounds}, float64, after an untimed warm-up call.",
+        f"s/grid: seconds for the loss at every point of a {size}x{size} plane on the full data",
+        f"  set ({grids}, lower is better); the first picture came after {', '.join(firsts)}.",
         "compile s: building the session in this process, which compiles the kernels or loads",
         "  them from the disk cache (small when cached; later workloads reuse them).",
         "peak RSS: the whole process's peak so far" + (", PyTorch included." if peers else "."),
     ]
     if peers:
-        lines.append("ratio: Gradient Lab steps/s over PyTorch steps/s (> 1 is faster).")
+        lines.append(
+            "ratio: Gradient Lab's speed over PyTorch's (> 1 is faster): steps/s over steps/s,"
+        )
+        lines.append("  or PyTorch's seconds per grid over Gradient Lab's.")
     return "\n".join(lines)
 
 
@@ -314,6 +457,7 @@ def command_bench(args: argparse.Namespace) -> int:
     registry = discover(plugins_dir=args.plugins_dir, safe_mode=args.safe_mode)
     sizes = QUICK if args.quick else FULL
     records = [measure(work, registry, sizes, args.peers) for work in WORKLOADS]
+    records.append(measure_landscape(W5, registry, sizes, args.peers))
     if args.json:
         print(json.dumps(records, indent=2))
     else:

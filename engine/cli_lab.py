@@ -60,6 +60,36 @@ def add_lab_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     hessian.add_argument("--out", default="hessian.npz", metavar="FILE.npz")
 
+    landscape = sub.add_parser(
+        "landscape", parents=[common], help="loss landscape: a 2D grid or a 1D line, with the path"
+    )
+    _session_options(landscape)
+    landscape.add_argument(
+        "--mode",
+        choices=("random", "pca", "weights", "hessian"),
+        default="random",
+        help="the two directions of the plane (random)",
+    )
+    landscape.add_argument(
+        "--weights",
+        nargs=2,
+        metavar="KEY:I,J",
+        help="with --mode weights: two weights, e.g. layers.0.W:0,1",
+    )
+    landscape.add_argument("--grid", type=int, default=41, help="points per axis (41)")
+    landscape.add_argument("--range", type=float, default=1.0, help="coordinates in ±R (1)")
+    landscape.add_argument(
+        "--line",
+        choices=("init", "gradient", "random", "hessian"),
+        help="a 1D line instead: init→current, or along one direction",
+    )
+    landscape.add_argument(
+        "--include-biases",
+        action="store_true",
+        help="random directions also move biases and batch-norm parameters",
+    )
+    landscape.add_argument("--out", default="landscape.npz", metavar="FILE.npz")
+
     diagnose = sub.add_parser(
         "diagnose", parents=[common], help="training health per layer while training"
     )
@@ -124,6 +154,7 @@ def run_lab_command(args: argparse.Namespace) -> int | None:
     """Run an instrument subcommand, or return None when ``args`` names none."""
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "hessian": command_hessian,
+        "landscape": command_landscape,
         "diagnose": command_diagnose,
         "theory": command_theory,
     }
@@ -198,6 +229,93 @@ def evaluator_for(session: Any, subsample: int | None) -> Any:
 def _write(path: str, arrays: dict[str, Any]) -> None:
     atomic_save_npz(Path(path), {k: np.asarray(v) for k, v in arrays.items()})
     print(f"wrote {path}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------------- landscape
+
+
+def command_landscape(args: argparse.Namespace) -> int:
+    """A 2D landscape (arrays as ``engine.landscape.save_npz``) with the training path projected
+    when this command trained the network, or a 1D line with ``--line``."""
+    from engine import landscape
+
+    recorders: list[Any] = []
+
+    def attach(session: Any) -> None:
+        recorder = landscape.TrajectoryRecorder(every=1)
+        recorder.attach(session)
+        recorders.append(recorder)
+
+    session = prepare_session(args, attach)
+    if args.grid < 3 or args.range <= 0:
+        raise LabError("--grid needs at least 3 points and --range must be positive")
+    try:
+        result = _line(args, session) if args.line else _plane(args, session, recorders)
+    except landscape.LandscapeError as exc:
+        raise LabError(str(exc)) from None
+    landscape.save_npz(result, args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+    if args.line:
+        print(
+            f"{result.label}: loss from {np.nanmin(result.loss):.6g} to "
+            f"{np.nanmax(result.loss):.6g} ({result.description})"
+        )
+    else:
+        ev = result.explained_variance
+        pca = f", explained variance {ev[0]:.3f} and {ev[1]:.3f}" if ev is not None else ""
+        print(
+            f"{len(result.y)}x{len(result.x)} grid in {result.seconds:.2f} s: loss from "
+            f"{np.nanmin(result.loss):.6g} to {np.nanmax(result.loss):.6g}, "
+            f"{result.origin_loss:.6g} at the centre{pca} ({result.description})"
+        )
+    return 0
+
+
+def _plane(args: argparse.Namespace, session: Any, recorders: list[Any]) -> Any:
+    from engine import landscape
+
+    weights = None
+    if args.mode == "weights":
+        if not args.weights:
+            raise LabError("--mode weights needs --weights KEY:I,J KEY:I,J")
+        weights = (_weight_choice(args.weights[0]), _weight_choice(args.weights[1]))
+    trajectory = recorders[0] if recorders else None
+    job = landscape.LandscapeJob(
+        session, args.mode, size=args.grid, x_range=(-args.range, args.range),
+        include_biases=args.include_biases, weights=weights, trajectory=trajectory,
+        subsample=args.subsample,
+    )  # fmt: skip
+    return job.run()
+
+
+def _line(args: argparse.Namespace, session: Any) -> Any:
+    from engine import landscape
+
+    evaluator = landscape.snapshot_evaluator(session, args.subsample)
+    theta = session.model.theta.copy()
+    if args.line == "init":
+        start = landscape.parameters_at(session, "init")
+        return landscape.line_between(evaluator, start, theta, label="init to current")
+    if args.line == "gradient":
+        direction = landscape.gradient_direction(evaluator, theta)
+    elif args.line == "hessian":
+        direction = landscape.hessian_direction(evaluator, theta)
+    else:
+        rng = np.random.default_rng(0)
+        direction = landscape.random_direction(session.model.slots, theta, rng, args.include_biases)
+    alpha = landscape.axis(args.grid, -args.range, args.range)
+    return landscape.line_along(evaluator, theta, direction, alpha, label=args.line)
+
+
+def _weight_choice(text: str) -> tuple[str, tuple[int, ...]]:
+    key, sep, index = text.partition(":")
+    try:
+        numbers = tuple(int(i) for i in index.split(","))
+    except ValueError:
+        numbers = ()
+    if not sep or not numbers:
+        raise LabError(f"--weights {text!r} is not allowed: expected KEY:I,J like layers.0.W:0,1")
+    return key, numbers
 
 
 # ------------------------------------------------------------------------------------- hessian

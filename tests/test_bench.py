@@ -9,7 +9,13 @@ import pytest
 from engine.cli import main
 
 KEYS = {"workload", "unit", "value", "compile_s", "peak_rss_mb"}
-WORKLOADS = ["W1 playground", "W2 digits MLP"]
+WORKLOADS = ["W1 playground", "W2 digits MLP", "W5 landscape"]
+UNITS = {"W1 playground": "steps/s", "W2 digits MLP": "steps/s", "W5 landscape": "s/grid"}
+
+
+def keys(record):
+    """W5 also reports the seconds to its first (coarse) picture."""
+    return KEYS | ({"first_picture_s"} if record["unit"] == "s/grid" else set())
 
 
 def bench_json(capsys, *extra):
@@ -17,19 +23,21 @@ def bench_json(capsys, *extra):
     return json.loads(capsys.readouterr().out)
 
 
-def test_quick_json_has_both_workloads_and_positive_values(capsys):
+def test_quick_json_has_every_workload_and_positive_values(capsys):
     records = bench_json(capsys)
     assert [r["workload"] for r in records] == WORKLOADS
     for r in records:
-        assert set(r) == KEYS
-        assert r["unit"] == "steps/s"
+        assert set(r) == keys(r)
+        assert r["unit"] == UNITS[r["workload"]]
         assert r["value"] > 0 and r["compile_s"] >= 0 and r["peak_rss_mb"] > 0
+    landscape = records[-1]
+    assert 0 < landscape["first_picture_s"] <= landscape["value"]
 
 
 def test_quick_table_names_the_machine_and_workloads(capsys):
     assert main(["bench", "--quick"]) == 0
     out = capsys.readouterr().out
-    assert "Numba" in out and "steps/s" in out
+    assert "Numba" in out and "steps/s" in out and "s/grid" in out
     assert all(name in out for name in WORKLOADS)
 
 
@@ -38,9 +46,12 @@ def test_quick_peers_adds_torch_speed_and_ratio(capsys):
     records = bench_json(capsys, "--peers")
     assert [r["workload"] for r in records] == WORKLOADS
     for r in records:
-        assert set(r) == KEYS | {"torch_value", "ratio"}
+        assert set(r) == keys(r) | {"torch_value", "ratio"}  # no "note": same numbers as PyTorch
         assert r["torch_value"] > 0
+    for r in records[:2]:  # steps per second: ours over theirs
         assert r["ratio"] == pytest.approx(r["value"] / r["torch_value"])
+    landscape = records[2]  # seconds per grid: theirs over ours, still "> 1 is faster"
+    assert landscape["ratio"] == pytest.approx(landscape["torch_value"] / landscape["value"])
 
 
 def test_peers_without_torch_is_one_line_and_exit_2(capsys, monkeypatch):

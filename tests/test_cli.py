@@ -227,3 +227,20 @@ def test_theory_race_approximate_and_signal_write_their_files(tmp_path, capsys):
 def test_theory_bad_option_is_one_line(capsys):
     assert run("theory", "race", "quadratic", "--set", "kappa") == 2
     assert "NAME=VALUE" in capsys.readouterr().err
+
+
+def test_landscape_command_writes_the_grid_and_the_projected_path(experiment, tmp_path):
+    out = tmp_path / "l.npz"
+    code = run("landscape", experiment, "--epochs", 2, "--mode", "pca", "--grid", 11, "--out", out)
+    assert code == 0
+    data = np.load(out)
+    assert data["loss"].shape == (11, 11) and data["x"][5] == 0.0 and data["y"][5] == 0.0
+    assert data["loss"][5, 5] == data["origin_loss"]
+    assert data["trajectory"].shape == (11, 2)  # the initial state and 10 steps
+    assert 0.5 < data["explained_variance"].sum() <= 1.0 + 1e-12
+
+
+def test_landscape_pca_without_a_trajectory_is_a_clear_error(experiment, tmp_path, capsys):
+    assert run("run", experiment, "--out", tmp_path, "--steps", 2, "--quiet") == 0
+    code = run("landscape", experiment, "--params", tmp_path / "params.npz", "--mode", "pca")
+    assert code == 2 and "trajectory" in capsys.readouterr().err
