@@ -22,41 +22,12 @@ from engine.curvature import (
     top_eigenvectors,
 )
 from engine.evaluation import Evaluator
-from engine.experiment import parse_experiment
 from engine.plugin_api import Activation, Layer, Loss
 from engine.registry import default_registry, discover
-from engine.session import Session
 from plugins.layers import Dense
+from tests.experiments import small_session
 
-TEXT = """
-schema = 1
-seed = {seed}
-[data]
-dataset = "{dataset}"
-{data}
-validation_fraction = 0.2
-[model]
-init = "xavier_uniform"
-layers = [{layers}]
-[training]
-loss = {loss}
-optimizer = {{ name = "sgd", lr = {lr} }}
-batch_size = 10
-epochs = 3
-"""
-
-
-def session(
-    layers,
-    loss='"mse"',
-    dataset="spiral",
-    data="n = 60",
-    seed=3,
-    lr=0.05,
-    registry=None,
-):
-    text = TEXT.format(layers=layers, loss=loss, dataset=dataset, data=data, seed=seed, lr=lr)
-    return Session(parse_experiment(text, registry), registry=registry)
+session = small_session
 
 
 def dense(units, activation="tanh", **extra):

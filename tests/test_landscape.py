@@ -6,25 +6,8 @@ import pytest
 
 from engine import landscape as ls
 from engine.evaluation import Evaluator
-from engine.experiment import parse_experiment
 from engine.files import load_npz
-from engine.session import Session
-
-TEXT = """
-schema = 1
-seed = {seed}
-[data]
-dataset = "{dataset}"
-{data}
-validation_fraction = 0.2
-[model]
-init = "xavier_uniform"
-layers = [{layers}]
-[training]
-loss = {loss}
-optimizer = {{ name = "sgd", lr = {lr} }}
-batch_size = 10
-"""
+from tests.experiments import small_session
 
 SPIRAL = dict(
     dataset="spiral",
@@ -75,7 +58,7 @@ LINEAR = dict(
 
 
 def make(spec, steps=30, seed=3, lr=0.05):
-    session = Session(parse_experiment(TEXT.format(seed=seed, lr=lr, **spec)))
+    session = small_session(seed=seed, lr=lr, **spec)
     session.run_steps(steps)
     return session
 
