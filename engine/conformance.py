@@ -998,12 +998,18 @@ def _check_fusion(cls: Any, registry: Registry) -> str | None:
     net, (theta, fn, dfn) = _fused_net(layer, fusion, n_in, n_out)
     x = np.ascontiguousarray(rig.x)
     z, y = np.empty((BATCH, n_out)), np.empty((BATCH, n_out))
-    kernels.forward_layer(0, net, theta, x, z, y, fn)
+    flat = np.ravel  # the kernels take flat blocks; these views write through to z, y, dz, dx
+    n = len(x)
+    spec = kernels.layer_spec(net, 0)
+    kernels.forward_layer(spec, theta, flat(x), 0, flat(z), 0, flat(y), 0, n, fn)
     expected = rig.forward(x, False)
     _compare("fused and plugin outputs", y, expected, EXACT_RTOL, _norm_tol(expected, EXACT_RTOL))
     r = _rng(4).normal(size=(BATCH, n_out))
     dz, dx, grad = np.empty_like(z), np.empty_like(x), np.zeros(theta.size)
-    kernels.backward_layer(0, net, theta, x, z, y, r, dz, dx, grad, dfn, True, True)
+    kernels.backward_layer(
+        spec, theta, flat(x), 0, flat(z), 0, flat(y), 0, flat(r), 0, flat(dz), 0, flat(dx), 0,
+        n, grad, dfn, True, True,
+    )  # fmt: skip
     expected_dx = layer.backward(r)
     _compare(
         "fused and plugin input gradients",

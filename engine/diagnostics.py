@@ -238,11 +238,16 @@ def _fused_data_pass(
     stats, p_hist, a_hist = out
     n_out = net[3]
     n = x.shape[0]
+    rows = z_buf.shape[1]
+    zf = z_buf.reshape(z_buf.size)
+    yf = y_buf.reshape(y_buf.size)
     for l in range(n_out.shape[0]):
-        x_in = x if l == 0 else y_buf[l - 1, : n * n_out[l - 1]].reshape(n, n_out[l - 1])
+        src, so = (x.reshape(x.size), 0) if l == 0 else (yf, (l - 1) * rows)
+        kernels.forward_layer(
+            kernels.layer_spec(net, l), theta, src, so, zf, l * rows, yf, l * rows, n, fn
+        )
         z = z_buf[l, : n * n_out[l]].reshape(n, n_out[l])
         y = y_buf[l, : n * n_out[l]].reshape(n, n_out[l])
-        kernels.forward_layer(l, net, theta, x_in, z, y, fn)
         _layer_data_stats(
             z, y, kinds[l], los[l], his[l], p_edges, p_lookup, a_edges, a_lookup,
             stats[l], p_hist[l], a_hist[l],

@@ -99,80 +99,79 @@ class FusedNet:
         return len(customs) <= 1
 
     def reserve(self, batch: int) -> None:
-        """Work buffers for batches of up to ``batch`` samples."""
+        """Work buffers for batches of up to ``batch`` samples (flat, one row of ``stride``
+        values per layer: the layout of ``kernels.train_steps``)."""
         if batch <= self.capacity:
             return
         dtype = self.model.dtype
-        width = int(max(self.n_out.max(), self.n_in.max()))
+        self.stride = batch * int(max(self.n_out.max(), self.n_in.max()))
         layers = len(self.n_in)
-        self.work_z = np.zeros((layers, batch * width), dtype=dtype)
-        self.work_y = np.zeros((layers, batch * width), dtype=dtype)
-        self.work_d = np.zeros((layers, batch * width), dtype=dtype)
-        self.work_dz = np.zeros(batch * width, dtype=dtype)
-        self.x_batch = np.zeros((batch, int(self.n_in[0])), dtype=dtype)
-        self.t_batch = np.zeros((batch, int(self.n_out[-1])), dtype=dtype)
+        self.acts = np.zeros((layers + 1) * self.stride, dtype=dtype)
+        self.pre = np.zeros(layers * self.stride, dtype=dtype)
+        self.dacts = np.zeros((layers + 1) * self.stride, dtype=dtype)
+        self.dz = np.zeros(self.stride, dtype=dtype)
+        self.targets = np.zeros(batch * int(self.n_out[-1]), dtype=dtype)
         self.capacity = batch
 
     # --------------------------------------------------------------- views of one batch
+    def _block(self, buffer: np.ndarray, row: int, bs: int, units: int) -> np.ndarray:
+        start = row * self.stride
+        return buffer[start : start + bs * units].reshape(bs, units)
+
     def z(self, k: int, bs: int) -> np.ndarray:
-        return self.work_z[k, : bs * self.n_out[k]].reshape(bs, self.n_out[k])
+        return self._block(self.pre, k, bs, int(self.n_out[k]))
 
     def y(self, k: int, bs: int) -> np.ndarray:
-        return self.work_y[k, : bs * self.n_out[k]].reshape(bs, self.n_out[k])
+        return self._block(self.acts, k + 1, bs, int(self.n_out[k]))
 
     def dy(self, k: int, bs: int) -> np.ndarray:
-        return self.work_d[k, : bs * self.n_out[k]].reshape(bs, self.n_out[k])
+        return self._block(self.dacts, k + 1, bs, int(self.n_out[k]))
 
     def layer_input(self, k: int, bs: int) -> np.ndarray:
-        return self.x_batch[:bs] if k == 0 else self.y(k - 1, bs)
+        return self._block(self.acts, k, bs, int(self.n_in[k]))
+
+    def batch_targets(self, bs: int) -> np.ndarray:
+        return self._block(self.targets, 0, bs, int(self.n_out[-1]))
+
+    def spec(self, k: int) -> tuple[int, int, int, int, int, float, float]:
+        """Layer k's numbers as the kernels' layer functions take them (``kernels.layer_spec``)."""
+        return (
+            int(self.w_off[k]), int(self.b_off[k]), int(self.n_in[k]), int(self.n_out[k]),
+            int(self.act[k]), float(self.act_a[k]), float(self.act_b[k]),
+        )  # fmt: skip
 
     # --------------------------------------------------------------- phases
     def load_batch(
         self, x: np.ndarray, t: np.ndarray, order: np.ndarray, start: int, bs: int
     ) -> None:
         self.reserve(bs)
-        kernels.gather_rows(x, order, start, bs, self.x_batch[:bs])
-        kernels.gather_rows(t, order, start, bs, self.t_batch[:bs])
+        kernels.gather_rows(x, order, start, bs, self.acts, 0)
+        kernels.gather_rows(t, order, start, bs, self.targets, 0)
 
     def forward(self, k: int, bs: int) -> None:
+        o = k * self.stride
         kernels.forward_layer(
-            k,
-            self.net,
-            self.model.theta,
-            self.layer_input(k, bs),
-            self.z(k, bs),
-            self.y(k, bs),
-            self.fn,
-        )
+            self.spec(k), self.model.theta, self.acts, o, self.pre, o, self.acts, o + self.stride,
+            bs, self.fn,
+        )  # fmt: skip
 
     def loss(self, loss_code: int, hp0: float, bs: int) -> float:
         last = len(self.n_in) - 1
         return float(
             kernels.loss_and_grad(
-                loss_code, self.y(last, bs), self.t_batch[:bs], hp0, self.dy(last, bs)
+                loss_code, self.y(last, bs), self.batch_targets(bs), hp0, self.dy(last, bs)
             )
         )
 
     def backward(self, k: int, bs: int, fuse_softmax_ce: bool) -> None:
         last = len(self.n_in) - 1
-        dz = self.work_dz[: bs * self.n_out[k]].reshape(bs, self.n_out[k])
-        dx = self.dy(k - 1, bs) if k > 0 else dz
+        o = k * self.stride
         through = not (fuse_softmax_ce and k == last)
         kernels.backward_layer(
-            k,
-            self.net,
-            self.model.theta,
-            self.layer_input(k, bs),
-            self.z(k, bs),
-            self.y(k, bs),
-            self.dy(k, bs),
-            dz,
-            dx,
-            self.model.grad,
-            self.dfn,
-            through,
-            k > 0,
-        )
+            self.spec(k), self.model.theta, self.acts, o, self.pre, o, self.acts, o + self.stride,
+            self.dacts, o + self.stride, self.dz, 0, self.dacts, o, bs, self.model.grad,
+            self.dfn, through, k > 0,
+        )  # fmt: skip
 
     def run(self, **kw: Any) -> int:
         """Whole steps in one compiled call (arguments as kernels.train_steps)."""
@@ -182,8 +181,8 @@ class FusedNet:
             self.model.decay_mask, kw["x"], kw["t"], kw["order"], kw["batch_start"],
             kw["batch_size"], kw["lrs"], kw["loss_code"], kw["loss_hp"],
             kw["fuse_softmax_ce"], kw["opt_code"], kw["opt_hp"], kw["step"], kw["slots"],
-            kw["reg_code"], kw["reg_val"], self.work_z, self.work_y, self.work_d,
-            self.work_dz, self.x_batch, self.t_batch, self.fn, self.dfn, kw["losses"],
+            kw["reg_code"], kw["reg_val"], self.acts, self.pre, self.dacts, self.dz,
+            self.targets, self.fn, self.dfn, kw["losses"],
         )  # fmt: skip
         return int(self._compiled_train_steps(args)(*args))
 
@@ -217,7 +216,7 @@ class FusedNet:
         )
         x = np.ones((2, 2), dtype=dt)
         t = np.ones((2, 1), dtype=dt)
-        buf = np.zeros((1, 4), dtype=dt)
+        buf = np.zeros(8, dtype=dt)
         no_regs = (np.zeros(0, dtype=np.int64), np.zeros(0))
         one = np.ones(1, dtype=np.int64)
 
@@ -246,34 +245,22 @@ class FusedNet:
                 buf.copy(),
                 buf.copy(),
                 np.zeros(4, dt),
-                np.zeros((1, 2), dt),
-                np.zeros((1, 1), dt),
+                np.zeros(2, dt),
                 kernels.NO_FUNCTION,
                 kernels.NO_DERIVATIVE,
                 np.zeros(1),
             )
 
         def phases() -> None:
-            z, y, d = np.zeros((2, 1), dt), np.zeros((2, 1), dt), np.zeros((2, 1), dt)
-            kernels.forward_layer(0, net, theta, x, z, y, kernels.NO_FUNCTION)
-            kernels.loss_and_grad(kernels.LOSS_MSE, y, t, 0.0, d)
+            acts, pre, d = np.zeros(6, dt), np.zeros(2, dt), np.zeros(6, dt)
+            spec = kernels.layer_spec(net, 0)
+            kernels.forward_layer(spec, theta, acts, 0, pre, 0, acts, 4, 2, kernels.NO_FUNCTION)
+            kernels.loss_and_grad(kernels.LOSS_MSE, t, t, 0.0, t.copy())
             kernels.backward_layer(
-                0,
-                net,
-                theta,
-                x,
-                z,
-                y,
-                d,
-                d.copy(),
-                x.copy(),
-                np.zeros(4, dt),
-                kernels.NO_DERIVATIVE,
-                True,
-                False,
-            )
-            kernels.gather_rows(x, np.zeros(2, dtype=np.int64), 0, 1, x.copy())
-            kernels.gather_rows(t, np.zeros(2, dtype=np.int64), 0, 1, t.copy())
+                spec, theta, acts, 0, pre, 0, acts, 4, d, 4, pre.copy(), 0, d, 0, 2,
+                np.zeros(4, dt), kernels.NO_DERIVATIVE, True, False,
+            )  # fmt: skip
+            kernels.gather_rows(x, np.zeros(2, dtype=np.int64), 0, 1, acts, 0)
 
         def optimizer() -> None:
             kernels.transform_gradient(*no_regs, np.zeros(4, dt))

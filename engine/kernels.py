@@ -215,173 +215,250 @@ def act_deriv(code, x, y, a, b, dfn):
     return dfn(x, y, a, b)
 
 
+# ---------------------------------------------------------------------------------- flat blocks
+# The training loop works on flat buffers: an (n, m) block of values is a buffer and an offset,
+# element (i, j) at buffer[offset + i * m + j]. Indexing, not array views: Numba builds and
+# reference-counts every view (about 30 ns), and a playground step would need about forty.
+# Offsets and sizes become unsigned (U) before indexing: Numba then skips its negative-index
+# test, and LLVM can vectorize the loops instead of gathering element by element.
+U = np.uint64
+
+
 @jit_inline
-def apply_activation(code, a, b, fn, z, y):
-    """y = act(z) on a (batch, units) array; softmax works row by row.
+def activate(code, a, b, fn, z, zo, y, yo, n, m):
+    """y = act(z) on an (n, m) block; softmax works row by row.
 
     The common activations get their own loops (so they vectorize); the rest go element by
     element through ``act_value``."""
-    n, m = z.shape
+    zo, yo, n, m = U(zo), U(yo), U(n), U(m)
     if code == ACT_SOFTMAX:
         for i in range(n):
-            top = z[i, 0]
-            for j in range(1, m):
-                top = max(top, z[i, j])
+            zr = zo + i * m
+            yr = yo + i * m
+            top = z[zr]
+            for j in range(U(1), m):
+                top = max(top, z[zr + j])
             total = 0.0
             for j in range(m):
-                e = math.exp(z[i, j] - top)
-                y[i, j] = e
+                e = math.exp(z[zr + j] - top)
+                y[yr + j] = e
                 total += e
             for j in range(m):
-                y[i, j] = y[i, j] / total
+                y[yr + j] = y[yr + j] / total
     elif code == ACT_TANH:
-        for i in range(n):
-            for j in range(m):
-                y[i, j] = _tanh(z[i, j])
+        for q in range(n * m):
+            y[yo + q] = _tanh(z[zo + q])
     elif code == ACT_RELU:
-        for i in range(n):
-            for j in range(m):
-                y[i, j] = 0.0 if z[i, j] <= 0.0 else z[i, j]  # NaN passes, as in PyTorch
+        for q in range(n * m):
+            v = z[zo + q]
+            y[yo + q] = 0.0 if v <= 0.0 else v  # NaN passes, as in PyTorch
     elif code == ACT_LINEAR:
-        for i in range(n):
-            for j in range(m):
-                y[i, j] = z[i, j]
+        for q in range(n * m):
+            y[yo + q] = z[zo + q]
     else:
+        for q in range(n * m):
+            y[yo + q] = act_value(code, z[zo + q], a, b, fn)
+
+
+@jit_inline
+def activate_backward(code, a, b, dfn, z, zo, y, yo, dy, dyo, dz, dzo, n, m):
+    """dz = dL/dz from dy = dL/dy on an (n, m) block."""
+    zo, yo, dyo, dzo, n, m = U(zo), U(yo), U(dyo), U(dzo), U(n), U(m)
+    if code == ACT_SOFTMAX:
         for i in range(n):
+            r = i * m
+            inner = 0.0
             for j in range(m):
-                y[i, j] = act_value(code, z[i, j], a, b, fn)
+                inner += dy[dyo + r + j] * y[yo + r + j]
+            for j in range(m):
+                dz[dzo + r + j] = y[yo + r + j] * (dy[dyo + r + j] - inner)
+    elif code == ACT_TANH:
+        for q in range(n * m):
+            v = y[yo + q]
+            dz[dzo + q] = dy[dyo + q] * (1.0 - v * v)
+    elif code == ACT_RELU:
+        for q in range(n * m):
+            dz[dzo + q] = dy[dyo + q] if z[zo + q] > 0.0 else 0.0
+    elif code == ACT_LINEAR:
+        for q in range(n * m):
+            dz[dzo + q] = dy[dyo + q]
+    else:
+        for q in range(n * m):
+            dz[dzo + q] = dy[dyo + q] * act_deriv(code, z[zo + q], y[yo + q], a, b, dfn)
+
+
+@jit_inline
+def apply_activation(code, a, b, fn, z, y):
+    """y = act(z) on C-contiguous (batch, units) arrays."""
+    n, m = z.shape
+    activate(code, a, b, fn, z.reshape(n * m), 0, y.reshape(n * m), 0, n, m)
 
 
 @jit_inline
 def activation_backward(code, a, b, dfn, z, y, dy, dz):
-    """dz = dL/dz from dy = dL/dy."""
+    """dz = dL/dz from dy = dL/dy on C-contiguous (batch, units) arrays."""
     n, m = z.shape
-    if code == ACT_SOFTMAX:
-        for i in range(n):
-            inner = 0.0
-            for j in range(m):
-                inner += dy[i, j] * y[i, j]
-            for j in range(m):
-                dz[i, j] = y[i, j] * (dy[i, j] - inner)
-    elif code == ACT_TANH:
-        for i in range(n):
-            for j in range(m):
-                dz[i, j] = dy[i, j] * (1.0 - y[i, j] * y[i, j])
-    elif code == ACT_RELU:
-        for i in range(n):
-            for j in range(m):
-                dz[i, j] = dy[i, j] if z[i, j] > 0.0 else 0.0
-    elif code == ACT_LINEAR:
-        for i in range(n):
-            for j in range(m):
-                dz[i, j] = dy[i, j]
-    else:
-        for i in range(n):
-            for j in range(m):
-                dz[i, j] = dy[i, j] * act_deriv(code, z[i, j], y[i, j], a, b, dfn)
+    activate_backward(
+        code, a, b, dfn, z.reshape(n * m), 0, y.reshape(n * m), 0, dy.reshape(n * m), 0,
+        dz.reshape(n * m), 0, n, m,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------- matrix products
+# Above SMALL_MATMUL multiply-adds BLAS does the work, out of line: inlined, its views and
+# temporaries slowed the small loops around it by a tenth.
+
+
+@jit
+def _blas_nn(x, xo, w, wo, out, oo, n, k, m):
+    xm = x[xo : xo + n * k].reshape(n, k)
+    out[oo : oo + n * m].reshape(n, m)[:, :] = np.dot(xm, w[wo : wo + k * m].reshape(k, m))
+
+
+@jit
+def _blas_tn(x, xo, d, do, out, oo, n, k, m):
+    xm = x[xo : xo + n * k].reshape(n, k)
+    out[oo : oo + k * m].reshape(k, m)[:, :] = np.dot(xm.T, d[do : do + n * m].reshape(n, m))
+
+
+@jit
+def _blas_nt(d, do, w, wo, out, oo, n, k, m):
+    dm = d[do : do + n * m].reshape(n, m)
+    out[oo : oo + n * k].reshape(n, k)[:, :] = np.dot(dm, w[wo : wo + k * m].reshape(k, m).T)
 
 
 @jit_inline
-def mm_nn(x, w, out):
-    """out = x @ w."""
-    n, k = x.shape
-    m = w.shape[1]
+def matmul(x, xo, w, wo, out, oo, n, k, m):
+    """out = x @ w for blocks x (n, k), w (k, m)."""
     if n * k * m > SMALL_MATMUL:
-        out[:, :] = np.dot(x, w)
+        _blas_nn(x, xo, w, wo, out, oo, n, k, m)
         return
+    xo, wo, oo, n, k, m = U(xo), U(wo), U(oo), U(n), U(k), U(m)
     for i in range(n):
+        r = oo + i * m
         for j in range(m):
-            out[i, j] = 0.0
+            out[r + j] = 0.0
         for p in range(k):
-            xv = x[i, p]
+            xv = x[xo + i * k + p]
             for j in range(m):
-                out[i, j] += xv * w[p, j]
+                out[r + j] += xv * w[wo + p * m + j]
 
 
 @jit_inline
-def mm_tn(x, d, out):
-    """out = x.T @ d (weight gradient)."""
-    n, k = x.shape
-    m = d.shape[1]
+def matmul_tn(x, xo, d, do, out, oo, n, k, m):
+    """out = x.T @ d for blocks x (n, k), d (n, m): a weight gradient."""
     if n * k * m > SMALL_MATMUL:
-        out[:, :] = np.dot(x.T, d)
+        _blas_tn(x, xo, d, do, out, oo, n, k, m)
         return
-    for p in range(k):
-        for j in range(m):
-            out[p, j] = 0.0
+    xo, do, oo, n, k, m = U(xo), U(do), U(oo), U(n), U(k), U(m)
+    for q in range(k * m):
+        out[oo + q] = 0.0
     for i in range(n):
         for p in range(k):
-            xv = x[i, p]
+            xv = x[xo + i * k + p]
             for j in range(m):
-                out[p, j] += xv * d[i, j]
+                out[oo + p * m + j] += xv * d[do + i * m + j]
 
 
 @jit_inline
-def mm_nt(d, w, out):
-    """out = d @ w.T (input gradient)."""
-    n, m = d.shape
-    k = w.shape[0]
+def matmul_nt(d, do, w, wo, out, oo, n, k, m):
+    """out = d @ w.T for blocks d (n, m), w (k, m): an input gradient."""
     if n * k * m > SMALL_MATMUL:
-        out[:, :] = np.dot(d, w.T)
+        _blas_nt(d, do, w, wo, out, oo, n, k, m)
         return
+    do, wo, oo, n, k, m = U(do), U(wo), U(oo), U(n), U(k), U(m)
     for i in range(n):
         for p in range(k):
             acc = 0.0
             for j in range(m):
-                acc += d[i, j] * w[p, j]
-            out[i, p] = acc
+                acc += d[do + i * m + j] * w[wo + p * m + j]
+            out[oo + i * k + p] = acc
+
+
+@jit_inline
+def mm_nn(x, w, out):
+    """out = x @ w on C-contiguous matrices."""
+    n, k = x.shape
+    m = w.shape[1]
+    matmul(x.reshape(n * k), 0, w.reshape(k * m), 0, out.reshape(n * m), 0, n, k, m)
+
+
+@jit_inline
+def add_bias(bias, bo, z, zo, n, m):
+    """z[i, j] += bias[j] on an (n, m) block."""
+    bo, zo, n, m = U(bo), U(zo), U(n), U(m)
+    for i in range(n):
+        for j in range(m):
+            z[zo + i * m + j] += bias[bo + j]
+
+
+@jit_inline
+def sum_rows(d, do, out, oo, n, m):
+    """out[j] = sum over i of d[i, j] (a bias gradient), summed in row order."""
+    do, oo, n, m = U(do), U(oo), U(n), U(m)
+    for j in range(m):
+        out[oo + j] = 0.0
+    for i in range(n):
+        for j in range(m):
+            out[oo + j] += d[do + i * m + j]
+
+
+@jit_inline
+def copy_block(src, so, dst, do, count):
+    so, do, count = U(so), U(do), U(count)
+    for q in range(count):
+        dst[do + q] = src[so + q]
 
 
 # ---------------------------------------------------------------------------------------- layers
 # net = (w_off, b_off, n_in, n_out, act_code, act_a, act_b): one entry per layer; w_off = -1 for a
-# layer without weights (an activation layer, n_in == n_out).
+# layer without weights (an activation layer, n_in == n_out). Layer l maps a block x (n, n_in[l])
+# to its pre-activation z and activation y (n, n_out[l]).
 
 
 @jit_inline
-def forward_layer(l, net, theta, x, z, y, fn):
-    """z = x @ W + b (or z = x), y = act(z)."""
-    w_off, b_off, n_in, n_out, act, act_a, act_b = net
-    if w_off[l] >= 0:
-        w = theta[w_off[l] : w_off[l] + n_in[l] * n_out[l]].reshape(n_in[l], n_out[l])
-        mm_nn(x, w, z)
-        if b_off[l] >= 0:
-            bias = theta[b_off[l] : b_off[l] + n_out[l]]
-            for i in range(z.shape[0]):
-                for j in range(z.shape[1]):
-                    z[i, j] += bias[j]
+def layer_spec(net, l):
+    """Layer l's numbers as a tuple of scalars: (w_off, b_off, n_in, n_out, act, act_a, act_b).
+
+    The layer functions take these rather than ``net``: unpacking the arrays inside them would
+    reference-count seven arrays per call, a third of a playground step's time."""
+    return (net[0][l], net[1][l], net[2][l], net[3][l], net[4][l], net[5][l], net[6][l])
+
+
+@jit_inline
+def forward_layer(spec, theta, x, xo, z, zo, y, yo, n, fn):
+    """z = x @ W + b (or z = x), y = act(z) for the layer ``spec`` (from ``layer_spec``)."""
+    w_off, b_off, k, m, act, act_a, act_b = spec
+    if w_off >= 0:
+        matmul(x, xo, theta, w_off, z, zo, n, k, m)
+        if b_off >= 0:
+            add_bias(theta, b_off, z, zo, n, m)
     else:
-        z[:, :] = x
-    apply_activation(act[l], act_a[l], act_b[l], fn, z, y)
+        copy_block(x, xo, z, zo, n * m)
+    activate(act, act_a, act_b, fn, z, zo, y, yo, n, m)
 
 
 @jit_inline
-def backward_layer(l, net, theta, x, z, y, dy, dz, dx, grad, dfn, through_act, need_dx):
+def backward_layer(
+    spec, theta, x, xo, z, zo, y, yo, dy, dyo, dz, dzo, dx, dxo, n, grad, dfn, through_act,
+    need_dx,
+):  # fmt: skip
     """From dy = dL/dy: parameter gradients into ``grad`` and dL/dx into ``dx``.
 
     ``through_act`` False means dy already is dL/dz (softmax fused with cross-entropy)."""
-    w_off, b_off, n_in, n_out, act, act_a, act_b = net
+    w_off, b_off, k, m, act, act_a, act_b = spec
     if through_act:
-        activation_backward(act[l], act_a[l], act_b[l], dfn, z, y, dy, dz)
+        activate_backward(act, act_a, act_b, dfn, z, zo, y, yo, dy, dyo, dz, dzo, n, m)
     else:
-        dz[:, :] = dy
-    if w_off[l] >= 0:
-        w = theta[w_off[l] : w_off[l] + n_in[l] * n_out[l]].reshape(n_in[l], n_out[l])
-        gw = grad[w_off[l] : w_off[l] + n_in[l] * n_out[l]].reshape(n_in[l], n_out[l])
-        mm_tn(x, dz, gw)
-        if b_off[l] >= 0:
-            gb = grad[b_off[l] : b_off[l] + n_out[l]]
-            for j in range(dz.shape[1]):
-                gb[j] = 0.0
-            for i in range(dz.shape[0]):
-                for j in range(dz.shape[1]):
-                    gb[j] += dz[i, j]
+        copy_block(dy, dyo, dz, dzo, n * m)
+    if w_off >= 0:
+        matmul_tn(x, xo, dz, dzo, grad, w_off, n, k, m)
+        if b_off >= 0:
+            sum_rows(dz, dzo, grad, b_off, n, m)
         if need_dx:
-            mm_nt(dz, w, dx)
+            matmul_nt(dz, dzo, theta, w_off, dx, dxo, n, k, m)
     elif need_dx:
-        dx[:, :] = dz
+        copy_block(dz, dzo, dx, dxo, n * m)
 
 
 # ----------------------------------------------------------------------------------------- losses
@@ -644,13 +721,15 @@ def optimizer_step(code, hp, step, slots, theta, grad, update, mask, reg_code, r
 
 
 @jit_inline
-def gather_rows(src, order, start, count, out):
-    """out[i] = src[order[start + i]]: one minibatch in the epoch's order."""
-    m = src.shape[1]
+def gather_rows(src, order, start, count, out, oo):
+    """Block (count, src.shape[1]) at out[oo:] = src[order[start + i]]: one minibatch in the
+    epoch's order."""
+    oo, count, m = U(oo), U(count), U(src.shape[1])
     for i in range(count):
         row = order[start + i]
+        r = oo + i * m
         for j in range(m):
-            out[i, j] = src[row, j]
+            out[r + j] = src[row, j]
 
 
 @jit
@@ -675,54 +754,45 @@ def train_steps(
     slots,
     reg_code,
     reg_val,
-    work_z,
-    work_y,
-    work_d,
-    work_dz,
-    x_batch,
-    t_batch,
+    acts,
+    pre,
+    dacts,
+    dz,
+    targets,
     fn,
     dfn,
     losses,
 ):
     """Run ``len(batch_start)`` whole training steps in one call; per-step loss into ``losses``.
 
-    Stops early (returning the number of steps done) when the loss stops being finite."""
-    w_off, b_off, n_in, n_out, act, act_a, act_b = net
+    Flat buffers with one row of ``stride = len(dz)`` values per layer: ``acts`` holds the batch
+    (row 0) and each layer's activation (row l + 1), ``pre`` the pre-activations, ``dacts`` the
+    gradients with respect to ``acts``. Stops early (returning the number of steps done) when
+    the loss stops being finite."""
+    n_in, n_out = net[2], net[3]
     n_layers = n_in.shape[0]
-    n_out_last = n_out[n_layers - 1]
-    width = 0
-    for l in range(n_layers):
-        width = max(width, n_out[l])
+    last = n_layers - 1
+    m = n_out[last]
+    stride = dz.shape[0]
+    out = (last + 1) * stride
     for s in range(batch_start.shape[0]):
         bs = batch_size[s]
-        xb = x_batch[:bs]
-        tb = t_batch[:bs]
-        gather_rows(x_all, order, batch_start[s], bs, xb)
-        gather_rows(t_all, order, batch_start[s], bs, tb)
-        # forward
+        gather_rows(x_all, order, batch_start[s], bs, acts, 0)
+        gather_rows(t_all, order, batch_start[s], bs, targets, 0)
         for l in range(n_layers):
-            x_in = xb if l == 0 else work_y[l - 1, : bs * n_out[l - 1]].reshape(bs, n_out[l - 1])
-            z = work_z[l, : bs * n_out[l]].reshape(bs, n_out[l])
-            y = work_y[l, : bs * n_out[l]].reshape(bs, n_out[l])
-            forward_layer(l, net, theta, x_in, z, y, fn)
-        last = n_layers - 1
-        p = work_y[last, : bs * n_out_last].reshape(bs, n_out_last)
-        dp = work_d[last, : bs * n_out_last].reshape(bs, n_out_last)
-        value = loss_and_grad(loss_code, p, tb, loss_hp, dp)
-        # backward
-        for l in range(n_layers - 1, -1, -1):
-            x_in = xb if l == 0 else work_y[l - 1, : bs * n_out[l - 1]].reshape(bs, n_out[l - 1])
-            z = work_z[l, : bs * n_out[l]].reshape(bs, n_out[l])
-            y = work_y[l, : bs * n_out[l]].reshape(bs, n_out[l])
-            dy = work_d[l, : bs * n_out[l]].reshape(bs, n_out[l])
-            dz = work_dz[: bs * n_out[l]].reshape(bs, n_out[l])
-            if l > 0:
-                dx = work_d[l - 1, : bs * n_out[l - 1]].reshape(bs, n_out[l - 1])
-            else:
-                dx = work_dz[: bs * n_out[l]].reshape(bs, n_out[l])
+            o = l * stride
+            forward_layer(layer_spec(net, l), theta, acts, o, pre, o, acts, o + stride, bs, fn)
+        value = loss_and_grad(
+            loss_code, acts[out : out + bs * m].reshape(bs, m), targets[: bs * m].reshape(bs, m),
+            loss_hp, dacts[out : out + bs * m].reshape(bs, m),
+        )  # fmt: skip
+        for l in range(last, -1, -1):
+            o = l * stride
             through = not (fuse_softmax_ce and l == last)
-            backward_layer(l, net, theta, x_in, z, y, dy, dz, dx, grad, dfn, through, l > 0)
+            backward_layer(
+                layer_spec(net, l), theta, acts, o, pre, o, acts, o + stride, dacts, o + stride,
+                dz, 0, dacts, o, bs, grad, dfn, through, l > 0,
+            )  # fmt: skip
         losses[s] = value
         if not math.isfinite(value):
             return s

@@ -601,19 +601,15 @@ def _finish(l0, net, theta, nr, zb, yb, fn, loss_code, t, hp0, dp):
     block; the engine's own activation, layer and loss code, so the definitions cannot drift."""
     _, _, n_in, n_out, act, act_a, act_b = net
     n_layers = n_in.shape[0]
-    m = n_out[l0]
-    kernels.apply_activation(
-        act[l0], act_a[l0], act_b[l0], fn, zb[l0 % 2, : nr * m].reshape(nr, m),
-        yb[l0 % 2, : nr * m].reshape(nr, m),
-    )  # fmt: skip
+    zf = zb.reshape(zb.size)
+    yf = yb.reshape(yb.size)
+    stride = zb.shape[1]
+    o = (l0 % 2) * stride
+    kernels.activate(act[l0], act_a[l0], act_b[l0], fn, zf, o, yf, o, nr, n_out[l0])
     for l in range(l0 + 1, n_layers):
-        k = n_out[l - 1]
-        m = n_out[l]
-        x_in = yb[(l - 1) % 2, : nr * k].reshape(nr, k)
-        kernels.forward_layer(
-            l, net, theta, x_in, zb[l % 2, : nr * m].reshape(nr, m),
-            yb[l % 2, : nr * m].reshape(nr, m), fn,
-        )  # fmt: skip
+        xo = ((l - 1) % 2) * stride
+        o = (l % 2) * stride
+        kernels.forward_layer(kernels.layer_spec(net, l), theta, yf, xo, zf, o, yf, o, nr, fn)
     m = n_out[n_layers - 1]
     pred = yb[(n_layers - 1) % 2, : nr * m].reshape(nr, m)
     return kernels.loss_and_grad(loss_code, pred, t, hp0, dp[:nr])
