@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ class Workload:
     optimizer: str  # "sgd" or "adam"
     lr: float
     target: float  # wanted speed ratio to PyTorch with 1 thread
+    health_every: int = 0  # > 0: a HealthRecorder records every this many steps
 
 
 W1 = Workload(
@@ -103,7 +104,11 @@ shuffle = true
     target=3.0,
 )
 
-WORKLOADS = (W1, W2)
+# W1 watched: the training-health diagnostics recorded every 10 steps (and their pass over the
+# data every 100), against plain PyTorch.
+W1_HEALTH = replace(W1, name="W1 + health", target=20.0, health_every=10)
+
+WORKLOADS = (W1, W1_HEALTH, W2)
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,12 @@ def gradient_lab_runner(work: Workload, registry: Any) -> tuple[Any, Callable[[i
     experiment = parse_experiment(work.toml, registry, source=work.name)
     started = time.perf_counter()
     session = Session(experiment, registry)
-    compile_s = time.perf_counter() - started
     session.evaluate_epochs = False
+    if work.health_every:
+        from engine.diagnostics import HealthRecorder
+
+        HealthRecorder(session, every=work.health_every).record(0)  # compiles its kernels
+    compile_s = time.perf_counter() - started
 
     def run(n: int) -> None:
         done = session.run_steps(n)
@@ -430,6 +439,8 @@ def table(records: list[dict[str, Any]], peers: bool, sizes: Sizes) -> str:
         f"steps/s: {rounds}, float64, after an untimed warm-up call.",
         f"s/grid: seconds for the loss at every point of a {size}x{size} plane on the full data",
         f"  set ({grids}, lower is better); the first picture came after {', '.join(firsts)}.",
+        f"W1 + health: W1 with training-health diagnostics every {W1_HEALTH.health_every} steps"
+        f" (data pass every {10 * W1_HEALTH.health_every}).",
         "compile s: building the session in this process, which compiles the kernels or loads",
         "  them from the disk cache (small when cached; later workloads reuse them).",
         "peak RSS: the whole process's peak so far" + (", PyTorch included." if peers else "."),

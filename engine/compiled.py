@@ -68,14 +68,17 @@ def activation_gradient(act: Any, z: np.ndarray, y: np.ndarray, dy: np.ndarray) 
 CompileProgress = Callable[[str, int, int], None]
 
 
-def warm_up(progress: CompileProgress | None = None, dtype: Any = np.float64) -> float:
-    """Compile (or load from the disk cache) every kernel for ``dtype``; return the seconds taken.
+def warm_up(
+    progress: CompileProgress | None = None, dtype: Any = np.float64, blas_above: int | None = None
+) -> float:
+    """Compile (or load from the disk cache) every kernel for ``dtype``, in the variant with or
+    without BLAS (``kernels.matmul``); return the seconds taken.
 
     ``progress(kernel_name, done, total)`` is called before each kernel and once at the end."""
     from engine.fused import FusedNet  # local: fused imports this module
 
     started = time.perf_counter()
-    steps = FusedNet.warm_up_steps(dtype)
+    steps = FusedNet.warm_up_steps(dtype, blas_above)
     for done, (label, run) in enumerate(steps):
         if progress is not None:
             progress(label, done, len(steps))

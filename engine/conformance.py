@@ -1000,7 +1000,7 @@ def _check_fusion(cls: Any, registry: Registry) -> str | None:
     z, y = np.empty((BATCH, n_out)), np.empty((BATCH, n_out))
     flat = np.ravel  # the kernels take flat blocks; these views write through to z, y, dz, dx
     n = len(x)
-    spec = kernels.layer_spec(net, 0)
+    spec = kernels.layer_spec(net, 0, kernels.SMALL_MATMUL)
     kernels.forward_layer(spec, theta, flat(x), 0, flat(z), 0, flat(y), 0, n, fn)
     expected = rig.forward(x, False)
     _compare("fused and plugin outputs", y, expected, EXACT_RTOL, _norm_tol(expected, EXACT_RTOL))

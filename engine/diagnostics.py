@@ -20,8 +20,7 @@ explode or keep their size through depth.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,6 @@ __all__ = [
     "UNIT_STATS",
     "Bins",
     "HealthRecorder",
-    "bench_w1_with_diagnostics",
     "histogram",
     "layer_health",
     "preserved_layers",
@@ -244,7 +242,16 @@ def _fused_data_pass(
     for l in range(n_out.shape[0]):
         src, so = (x.reshape(x.size), 0) if l == 0 else (yf, (l - 1) * rows)
         kernels.forward_layer(
-            kernels.layer_spec(net, l), theta, src, so, zf, l * rows, yf, l * rows, n, fn
+            kernels.layer_spec(net, l, kernels.SMALL_MATMUL),
+            theta,
+            src,
+            so,
+            zf,
+            l * rows,
+            yf,
+            l * rows,
+            n,
+            fn,
         )
         z = z_buf[l, : n * n_out[l]].reshape(n, n_out[l])
         y = y_buf[l, : n * n_out[l]].reshape(n, n_out[l])
@@ -269,7 +276,10 @@ def _unit_kind(activation: str) -> tuple[int, float, float]:
 
 class _Records:
     """Rows of arrays at recorded steps, at most ``capacity``: when full, every other row is
-    dropped and from then on only steps that are multiples of the doubled stride are kept."""
+    dropped and from then on only steps that are multiples of the doubled stride are kept.
+
+    Every record is computed into ``latest`` (what a live view shows) and copied into the rows
+    when thinning keeps its step."""
 
     def __init__(
         self, capacity: int, stride: int, shapes: Mapping[str, tuple[tuple[int, ...], Any]]
@@ -284,6 +294,10 @@ class _Records:
             for name, (shape, dtype) in shapes.items()
         }
         self.count = 0
+        self.latest = {
+            name: np.zeros(shape, dtype=dtype) for name, (shape, dtype) in shapes.items()
+        }
+        self.latest_step = -1
 
     def forget_from(self, step: int) -> None:
         """Drop rows at ``step`` and later (the session was rewound)."""
@@ -301,6 +315,14 @@ class _Records:
                 self.count += 1
                 return self.count - 1
             self._thin()
+
+    def keep(self, step: int) -> None:
+        """``latest`` now holds the record of ``step``: store it if thinning keeps that step."""
+        self.latest_step = step
+        row = self.row(step)
+        if row is not None:
+            for name, arr in self.arrays.items():
+                arr[row] = self.latest[name]
 
     def _thin(self) -> None:
         keep = np.nonzero(self.steps[: self.count] % (2 * self.stride) == 0)[0]
@@ -337,7 +359,8 @@ def preserved_layers(model: Any) -> Iterator[None]:
 class HealthRecorder:
     """Records training-health statistics along a session's training.
 
-    ``HealthRecorder(session, every=10)`` attaches itself with ``session.add_recorder``: after
+    ``HealthRecorder(session, every=10)`` attaches itself with ``session.add_state_recorder``
+    (so fast runs are not split at its steps): after
     every ``every``-th step it records the parameter statistics, and every ``data_every`` steps
     (default ``10 * every``; a multiple of ``every``) the statistics of a forward pass in
     evaluation mode over ``data`` (default: the full training set). Memory is bounded: past
@@ -371,7 +394,7 @@ class HealthRecorder:
         self._setup_parameters(capacity)
         self._setup_layers(capacity)
         if attach:
-            session.add_recorder(every, self)
+            session.add_state_recorder(every, self.record)
 
     # -------------------------------------------------------------- set-up
     def _setup_parameters(self, capacity: int) -> None:
@@ -434,48 +457,57 @@ class HealthRecorder:
             ]
 
     # -------------------------------------------------------------- recording
-    def __call__(self, session: Any) -> None:
-        self.record(session.step)
-
-    def record(self, step: int) -> None:
-        """Record the session's current state as the state after ``step`` steps (skipped when
-        thinning no longer keeps that step); a step at or before the last one recorded means
-        the session was rewound, so the records from there on are dropped first."""
+    def record(
+        self,
+        step: int,
+        theta: np.ndarray | None = None,
+        grad: np.ndarray | None = None,
+        update: np.ndarray | None = None,
+    ) -> None:
+        """Record the state after ``step`` steps: the given parameters, gradient and update (a
+        snapshot from a fast run), or by default the session's current ones. ``latest()``
+        always shows it; the history keeps it unless thinning skips that step. A step at or
+        before the last one recorded means the session was rewound, so the records from there
+        on are dropped first."""
+        theta = self.model.theta if theta is None else theta
+        grad = self.model.grad if grad is None else grad
+        update = self.session.last_update if update is None else update
         self.data_records.forget_from(step)
-        row = self.parameter_records.row(step)
-        if row is not None:
-            rec = self.parameter_records.arrays
-            _parameter_stats(
-                self.model.theta,
-                self.model.grad,
-                self.session.last_update,
-                self._offsets,
-                self._sizes,
-                self.bins.weight,
-                self._w_lookup,
-                self.bins.gradient,
-                self._g_lookup,
-                rec["stats"][row],
-                rec["weight_histogram"][row],
-                rec["gradient_histogram"][row],
-            )
+        latest = self.parameter_records.latest
+        _parameter_stats(
+            theta,
+            grad,
+            update,
+            self._offsets,
+            self._sizes,
+            self.bins.weight,
+            self._w_lookup,
+            self.bins.gradient,
+            self._g_lookup,
+            latest["stats"],
+            latest["weight_histogram"],
+            latest["gradient_histogram"],
+        )
+        self.parameter_records.keep(step)
         if step % self.data_every == 0:
-            data_row = self.data_records.row(step)
-            if data_row is not None:
-                self._data_pass(data_row)
+            self._data_pass(theta)
+            self.data_records.keep(step)
 
-    def _data_pass(self, row: int) -> None:
-        rec = self.data_records.arrays
+    def _data_pass(self, theta: np.ndarray) -> None:
+        """A forward pass over the data with ``theta`` (compiled), or with the model's own
+        parameters (layer by layer; sessions without the compiled loop record after each
+        step, when those are the same)."""
+        latest = self.data_records.latest
         out = (
-            rec["stats"][row],
-            rec["pre_activation_histogram"][row],
-            rec["activation_histogram"][row],
+            latest["stats"],
+            latest["pre_activation_histogram"],
+            latest["activation_histogram"],
         )
         b = self.bins
         if self._fused is not None:
             _fused_data_pass(
                 self._fused.net,
-                self.model.theta,
+                theta,
                 self._x,
                 self._z_buf,
                 self._y_buf,
@@ -543,24 +575,49 @@ class HealthRecorder:
         - ``weight_edges``, ``gradient_edges``, ``pre_activation_edges``, ``activation_edges``.
         """
         params, data = self.parameter_records, self.data_records
+        return self._named(
+            self.steps,
+            {name: params.view(name) for name in params.arrays},
+            self.data_steps,
+            {name: data.view(name) for name in data.arrays},
+        )
+
+    def latest(self) -> dict[str, np.ndarray]:
+        """The most recent record, kept even when thinning leaves it out of the history (what
+        a live view shows): the keys of ``arrays()``, each without the leading record axis;
+        ``steps`` and ``data_steps`` hold its two steps (-1: nothing recorded yet)."""
+        params, data = self.parameter_records, self.data_records
+        return self._named(
+            np.array(params.latest_step),
+            params.latest,
+            np.array(data.latest_step),
+            data.latest,
+        )
+
+    def _named(
+        self,
+        steps: np.ndarray,
+        params: Mapping[str, np.ndarray],
+        data_steps: np.ndarray,
+        data: Mapping[str, np.ndarray],
+    ) -> dict[str, np.ndarray]:
+        """The recorded arrays under their documented names (copies)."""
         out: dict[str, np.ndarray] = {
-            "steps": self.steps,
+            "steps": steps,
             "parameter_keys": np.array(self.parameter_keys, dtype=str),
         }
-        stats = params.view("stats")
         for i, name in enumerate(PARAMETER_STATS):
-            out[name] = stats[:, :, i].copy()
-        out["weight_histogram"] = params.view("weight_histogram").copy()
-        out["gradient_histogram"] = params.view("gradient_histogram").copy()
-        out["data_steps"] = self.data_steps
+            out[name] = params["stats"][..., i].copy()
+        out["weight_histogram"] = params["weight_histogram"].copy()
+        out["gradient_histogram"] = params["gradient_histogram"].copy()
+        out["data_steps"] = data_steps
         out["data_description"] = np.array(self.data.description)
         out["layer_keys"] = np.array(self.layer_keys, dtype=str)
         out["layer_activations"] = np.array(self.layer_activations, dtype=str)
-        unit = data.view("stats")
         for i, name in enumerate(UNIT_STATS):
-            out[name] = unit[:, :, i].copy()
-        out["pre_activation_histogram"] = data.view("pre_activation_histogram").copy()
-        out["activation_histogram"] = data.view("activation_histogram").copy()
+            out[name] = data["stats"][..., i].copy()
+        out["pre_activation_histogram"] = data["pre_activation_histogram"].copy()
+        out["activation_histogram"] = data["activation_histogram"].copy()
         for name in ("weight", "gradient", "pre_activation", "activation"):
             out[f"{name}_edges"] = getattr(self.bins, name).copy()
         return out
@@ -676,76 +733,3 @@ def _propagate(
         weight_grad_norm[k] = np.linalg.norm(inputs[k].T @ dz)
         dy = dz @ weights[k].T
     return variance, grad_norm, weight_grad_norm
-
-
-# -------------------------------------------------------------------------------- measuring
-
-
-def _steps_per_second(run: Callable[[int], Any], steps: int, rounds: int) -> float:
-    rates = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        run(steps)
-        rates.append(steps / (time.perf_counter() - started))
-    return float(np.median(rates))
-
-
-def bench_w1_with_diagnostics(
-    steps: int = 200_000,
-    rounds: int = 5,
-    every: int = 10,
-    data_every: int | None = None,
-    peers: bool = False,
-) -> dict[str, float]:
-    """W1 steps per second without recorders, with an empty recorder every ``every`` steps (the
-    session's own cost of stopping there), and with a HealthRecorder; plus the recorder's own
-    microseconds per record, and PyTorch's W1 speed with ``peers``."""
-    from engine.bench import W1, gradient_lab_runner, torch_runner
-    from engine.registry import discover
-
-    registry = discover(safe_mode=True)
-    result: dict[str, float] = {}
-    sessions = {}
-    for label in ("plain", "empty_recorder", "health_recorder"):
-        session, run, _ = gradient_lab_runner(W1, registry)
-        if label == "empty_recorder":
-            session.add_recorder(every, lambda s: None)
-        elif label == "health_recorder":
-            HealthRecorder(session, every=every, data_every=data_every)
-        run(2_000)  # compile and warm up
-        sessions[label] = (session, run)
-    for _ in range(2):  # interleaved rounds, as the bench does
-        for label, (_, run) in sessions.items():
-            result[label] = _steps_per_second(run, steps, max(1, rounds // 2))
-    session = sessions["plain"][0]
-    result["record_us"] = _record_cost(session, every, data_every, with_data=False) * 1e6
-    result["record_with_data_pass_us"] = (
-        _record_cost(session, every, data_every, with_data=True) * 1e6
-    )
-    if peers:
-        torch_run = torch_runner(W1, session, seed=session.experiment.seed)
-        torch_run(200)
-        result["torch"] = _steps_per_second(torch_run, 20_000, rounds)
-        for label in ("plain", "empty_recorder", "health_recorder"):
-            result[f"{label}_ratio"] = result[label] / result["torch"]
-    return result
-
-
-def _record_cost(
-    session: Any, every: int, data_every: int | None, with_data: bool, calls: int = 10_000
-) -> float:
-    """Seconds per record call: at steps without a data pass, or only at data-pass steps."""
-    recorder = HealthRecorder(
-        session, every=every, data_every=data_every, capacity=calls + 1, attach=False
-    )
-    stride = recorder.data_every
-    if with_data:
-        calls //= 10
-        steps = [stride * (i + 1) for i in range(calls)]
-    else:
-        steps = [every * (i + 1) for i in range(2 * calls) if (every * (i + 1)) % stride][:calls]
-    recorder.record(steps[0])  # compile (or load) outside the timing
-    started = time.perf_counter()
-    for step in steps:
-        recorder.record(step)
-    return (time.perf_counter() - started) / len(steps)

@@ -78,6 +78,7 @@ class FusedNet:
             if code == kernels.ACT_CUSTOM:
                 self.fn, self.dfn = fn, dfn
         self.net = (self.w_off, self.b_off, self.n_in, self.n_out, self.act, self.act_a, self.act_b)
+        self.blas_above: int | None = None
         self.capacity = 0
         self._entry: Any = None
 
@@ -112,6 +113,9 @@ class FusedNet:
         self.dz = np.zeros(self.stride, dtype=dtype)
         self.targets = np.zeros(batch * int(self.n_out[-1]), dtype=dtype)
         self.capacity = batch
+        biggest = int((self.n_in * self.n_out).max()) * batch
+        self.blas_above = kernels.SMALL_MATMUL if biggest > kernels.SMALL_MATMUL else None
+        self._entry = None  # the compiled loop differs with and without BLAS
 
     # --------------------------------------------------------------- views of one batch
     def _block(self, buffer: np.ndarray, row: int, bs: int, units: int) -> np.ndarray:
@@ -133,11 +137,11 @@ class FusedNet:
     def batch_targets(self, bs: int) -> np.ndarray:
         return self._block(self.targets, 0, bs, int(self.n_out[-1]))
 
-    def spec(self, k: int) -> tuple[int, int, int, int, int, float, float]:
+    def spec(self, k: int) -> tuple[int, int, int, int, int, float, float, int | None]:
         """Layer k's numbers as the kernels' layer functions take them (``kernels.layer_spec``)."""
         return (
             int(self.w_off[k]), int(self.b_off[k]), int(self.n_in[k]), int(self.n_out[k]),
-            int(self.act[k]), float(self.act_a[k]), float(self.act_b[k]),
+            int(self.act[k]), float(self.act_a[k]), float(self.act_b[k]), self.blas_above,
         )  # fmt: skip
 
     # --------------------------------------------------------------- phases
@@ -182,7 +186,8 @@ class FusedNet:
             kw["batch_size"], kw["lrs"], kw["loss_code"], kw["loss_hp"],
             kw["fuse_softmax_ce"], kw["opt_code"], kw["opt_hp"], kw["step"], kw["slots"],
             kw["reg_code"], kw["reg_val"], self.acts, self.pre, self.dacts, self.dz,
-            self.targets, self.fn, self.dfn, kw["losses"],
+            self.targets, self.fn, self.dfn, kw["losses"], kw["snap_first"], kw["snap_every"],
+            kw["snaps"], self.blas_above,
         )  # fmt: skip
         return int(self._compiled_train_steps(args)(*args))
 
@@ -201,8 +206,9 @@ class FusedNet:
 
     # --------------------------------------------------------------- compile ahead
     @staticmethod
-    def warm_up_steps(dtype: Any) -> list[tuple[str, Any]]:
-        """Tiny calls that compile every kernel for ``dtype`` (or load it from the disk cache)."""
+    def warm_up_steps(dtype: Any, blas_above: int | None) -> list[tuple[str, Any]]:
+        """Tiny calls that compile every kernel for ``dtype`` and ``blas_above`` (or load them
+        from the disk cache)."""
         dt = np.dtype(dtype)
         theta = np.ones(4, dtype=dt)
         net = (
@@ -249,11 +255,15 @@ class FusedNet:
                 kernels.NO_FUNCTION,
                 kernels.NO_DERIVATIVE,
                 np.zeros(1),
+                0,
+                0,
+                np.zeros((0, 3, 4), dt),
+                blas_above,
             )
 
         def phases() -> None:
             acts, pre, d = np.zeros(6, dt), np.zeros(2, dt), np.zeros(6, dt)
-            spec = kernels.layer_spec(net, 0)
+            spec = kernels.layer_spec(net, 0, blas_above)
             kernels.forward_layer(spec, theta, acts, 0, pre, 0, acts, 4, 2, kernels.NO_FUNCTION)
             kernels.loss_and_grad(kernels.LOSS_MSE, t, t, 0.0, t.copy())
             kernels.backward_layer(

@@ -14,6 +14,7 @@ import math
 
 import numba as nb
 import numpy as np
+from numba.extending import overload
 
 # Activation codes (0 calls the plugin's compiled function).
 ACT_CUSTOM, ACT_LINEAR, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY = 0, 1, 2, 3, 4, 5
@@ -66,11 +67,12 @@ REGULARIZER_RULES: dict[str, tuple[int, str]] = {
     "weight_decay": (REG_WEIGHT_DECAY, "decay"),
 }
 
-SMALL_MATMUL = 4096  # below this many multiply-adds a plain loop beats a BLAS call
+SMALL_MATMUL = 4096  # up to this many multiply-adds a plain loop beats a BLAS call
 
 # NumPy error semantics (x / 0 -> inf, no exception checks) let LLVM vectorize the loops.
 jit = nb.njit(cache=True, nogil=True, error_model="numpy")
-# Helpers of the training loop are inlined into it: tiny networks are dispatch-bound.
+# Helpers of the training loop are inlined into it: tiny networks are dispatch-bound, and around a
+# call Numba reference-counts every array the caller holds.
 jit_inline = nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 
@@ -305,8 +307,21 @@ def activation_backward(code, a, b, dfn, z, y, dy, dz):
 
 
 # ------------------------------------------------------------------------------- matrix products
-# Above SMALL_MATMUL multiply-adds BLAS does the work, out of line: inlined, its views and
-# temporaries slowed the small loops around it by a tenth.
+# Above ``blas_above`` multiply-adds BLAS does the work, out of line. ``blas_above`` None means
+# plain loops only, decided by type so the BLAS branch is compiled out: a call in the loop, even
+# one never taken, makes Numba reference-count the arrays around it (5% of a playground step).
+
+
+def use_blas(blas_above, size):
+    """Whether a product of ``size`` multiply-adds goes to BLAS."""
+    return blas_above is not None and size > blas_above
+
+
+@overload(use_blas)
+def _use_blas_typed(blas_above, size):
+    if isinstance(blas_above, nb.types.NoneType):
+        return lambda blas_above, size: False
+    return lambda blas_above, size: size > blas_above
 
 
 @jit
@@ -328,9 +343,9 @@ def _blas_nt(d, do, w, wo, out, oo, n, k, m):
 
 
 @jit_inline
-def matmul(x, xo, w, wo, out, oo, n, k, m):
+def matmul(x, xo, w, wo, out, oo, n, k, m, blas_above):
     """out = x @ w for blocks x (n, k), w (k, m)."""
-    if n * k * m > SMALL_MATMUL:
+    if use_blas(blas_above, n * k * m):
         _blas_nn(x, xo, w, wo, out, oo, n, k, m)
         return
     xo, wo, oo, n, k, m = U(xo), U(wo), U(oo), U(n), U(k), U(m)
@@ -345,9 +360,9 @@ def matmul(x, xo, w, wo, out, oo, n, k, m):
 
 
 @jit_inline
-def matmul_tn(x, xo, d, do, out, oo, n, k, m):
+def matmul_tn(x, xo, d, do, out, oo, n, k, m, blas_above):
     """out = x.T @ d for blocks x (n, k), d (n, m): a weight gradient."""
-    if n * k * m > SMALL_MATMUL:
+    if use_blas(blas_above, n * k * m):
         _blas_tn(x, xo, d, do, out, oo, n, k, m)
         return
     xo, do, oo, n, k, m = U(xo), U(do), U(oo), U(n), U(k), U(m)
@@ -361,9 +376,9 @@ def matmul_tn(x, xo, d, do, out, oo, n, k, m):
 
 
 @jit_inline
-def matmul_nt(d, do, w, wo, out, oo, n, k, m):
+def matmul_nt(d, do, w, wo, out, oo, n, k, m, blas_above):
     """out = d @ w.T for blocks d (n, m), w (k, m): an input gradient."""
-    if n * k * m > SMALL_MATMUL:
+    if use_blas(blas_above, n * k * m):
         _blas_nt(d, do, w, wo, out, oo, n, k, m)
         return
     do, wo, oo, n, k, m = U(do), U(wo), U(oo), U(n), U(k), U(m)
@@ -380,7 +395,8 @@ def mm_nn(x, w, out):
     """out = x @ w on C-contiguous matrices."""
     n, k = x.shape
     m = w.shape[1]
-    matmul(x.reshape(n * k), 0, w.reshape(k * m), 0, out.reshape(n * m), 0, n, k, m)
+    flat_x, flat_w, flat_out = x.reshape(n * k), w.reshape(k * m), out.reshape(n * m)
+    matmul(flat_x, 0, flat_w, 0, flat_out, 0, n, k, m, SMALL_MATMUL)
 
 
 @jit_inline
@@ -417,20 +433,19 @@ def copy_block(src, so, dst, do, count):
 
 
 @jit_inline
-def layer_spec(net, l):
-    """Layer l's numbers as a tuple of scalars: (w_off, b_off, n_in, n_out, act, act_a, act_b).
-
-    The layer functions take these rather than ``net``: unpacking the arrays inside them would
-    reference-count seven arrays per call, a third of a playground step's time."""
-    return (net[0][l], net[1][l], net[2][l], net[3][l], net[4][l], net[5][l], net[6][l])
+def layer_spec(net, l, blas_above):
+    """Layer l's numbers as a tuple of scalars, (w_off, b_off, n_in, n_out, act, act_a, act_b,
+    blas_above), for the layer functions: unpacking ``net`` inside them would reference-count
+    seven arrays per call, a third of a playground step's time. ``blas_above``: see matmul."""
+    return (net[0][l], net[1][l], net[2][l], net[3][l], net[4][l], net[5][l], net[6][l], blas_above)
 
 
 @jit_inline
 def forward_layer(spec, theta, x, xo, z, zo, y, yo, n, fn):
     """z = x @ W + b (or z = x), y = act(z) for the layer ``spec`` (from ``layer_spec``)."""
-    w_off, b_off, k, m, act, act_a, act_b = spec
+    w_off, b_off, k, m, act, act_a, act_b, blas_above = spec
     if w_off >= 0:
-        matmul(x, xo, theta, w_off, z, zo, n, k, m)
+        matmul(x, xo, theta, w_off, z, zo, n, k, m, blas_above)
         if b_off >= 0:
             add_bias(theta, b_off, z, zo, n, m)
     else:
@@ -446,17 +461,17 @@ def backward_layer(
     """From dy = dL/dy: parameter gradients into ``grad`` and dL/dx into ``dx``.
 
     ``through_act`` False means dy already is dL/dz (softmax fused with cross-entropy)."""
-    w_off, b_off, k, m, act, act_a, act_b = spec
+    w_off, b_off, k, m, act, act_a, act_b, blas_above = spec
     if through_act:
         activate_backward(act, act_a, act_b, dfn, z, zo, y, yo, dy, dyo, dz, dzo, n, m)
     else:
         copy_block(dy, dyo, dz, dzo, n * m)
     if w_off >= 0:
-        matmul_tn(x, xo, dz, dzo, grad, w_off, n, k, m)
+        matmul_tn(x, xo, dz, dzo, grad, w_off, n, k, m, blas_above)
         if b_off >= 0:
             sum_rows(dz, dzo, grad, b_off, n, m)
         if need_dx:
-            matmul_nt(dz, dzo, theta, w_off, dx, dxo, n, k, m)
+            matmul_nt(dz, dzo, theta, w_off, dx, dxo, n, k, m, blas_above)
     elif need_dx:
         copy_block(dz, dzo, dx, dxo, n * m)
 
@@ -464,7 +479,7 @@ def backward_layer(
 # ----------------------------------------------------------------------------------------- losses
 
 
-@jit
+@jit_inline
 def loss_and_grad(code, p, t, hp0, dp):
     """Loss value (PyTorch definition, mean reduction) and dL/dp written into ``dp``.
 
@@ -548,7 +563,7 @@ def loss_and_grad(code, p, t, hp0, dp):
     return total * scale
 
 
-@jit
+@jit_inline
 def _row_sum(t, i):
     s = 0.0
     for j in range(t.shape[1]):
@@ -559,7 +574,7 @@ def _row_sum(t, i):
 # ------------------------------------------------------------------------- regularizers, updates
 
 
-@jit
+@jit_inline
 def add_penalties(reg_code, reg_val, theta, mask, grad):
     """Add loss-stage penalties' gradients to ``grad``; return the penalty value."""
     total = 0.0
@@ -579,7 +594,7 @@ def add_penalties(reg_code, reg_val, theta, mask, grad):
     return total
 
 
-@jit
+@jit_inline
 def transform_gradient(reg_code, reg_val, grad):
     """Gradient-stage regularizers: clipping by global norm or by value, in listed order."""
     for r in range(reg_code.shape[0]):
@@ -598,7 +613,7 @@ def transform_gradient(reg_code, reg_val, grad):
                 grad[i] = min(max(grad[i], -v), v)
 
 
-@jit
+@jit_inline
 def _sgd(hp, t, buf, theta, grad, update):
     lr, mom, damp, wd, nesterov = hp[0], hp[1], hp[2], hp[3], hp[4] != 0.0
     n = theta.shape[0]
@@ -622,7 +637,7 @@ def _sgd(hp, t, buf, theta, grad, update):
             update[i] = -lr * buf[i]
 
 
-@jit
+@jit_inline
 def _adagrad(hp, t, acc, theta, grad, update):
     lr, lr_decay, wd, eps = hp[0], hp[1], hp[2], hp[3]
     clr = lr / (1.0 + (t - 1.0) * lr_decay)
@@ -632,7 +647,7 @@ def _adagrad(hp, t, acc, theta, grad, update):
         update[i] = -clr * g / (math.sqrt(acc[i]) + eps)
 
 
-@jit
+@jit_inline
 def _rmsprop(hp, sq, buf, gavg, theta, grad, update):
     lr, alpha, eps, wd, mom, centered = hp[0], hp[1], hp[2], hp[3], hp[4], hp[5] != 0.0
     for i in range(theta.shape[0]):
@@ -652,7 +667,7 @@ def _rmsprop(hp, sq, buf, gavg, theta, grad, update):
             update[i] = -lr * update[i]
 
 
-@jit
+@jit_inline
 def _adadelta(hp, sq, acc, theta, grad, update):
     lr, rho, eps, wd = hp[0], hp[1], hp[2], hp[3]
     for i in range(theta.shape[0]):
@@ -663,7 +678,7 @@ def _adadelta(hp, sq, acc, theta, grad, update):
         update[i] = -lr * delta
 
 
-@jit
+@jit_inline
 def _adam(hp, t, decoupled, m, v, vmax, theta, grad, update):
     """Adam (L2 added to the gradient) or AdamW (decoupled shrink), branch-free inside loops."""
     lr, b1, b2, eps, wd, amsgrad = hp[0], hp[1], hp[2], hp[3], hp[4], hp[5] != 0.0
@@ -690,7 +705,7 @@ def _adam(hp, t, decoupled, m, v, vmax, theta, grad, update):
             update[i] -= step_size * m[i] / (math.sqrt(v[i]) / bc2_sqrt + eps)
 
 
-@jit
+@jit_inline
 def optimizer_step(code, hp, step, slots, theta, grad, update, mask, reg_code, reg_val):
     """One PyTorch-rule update: writes ``update``, applies it to theta, advances ``step``.
 
@@ -762,8 +777,16 @@ def train_steps(
     fn,
     dfn,
     losses,
+    snap_first,
+    snap_every,
+    snaps,
+    blas_above,
 ):
     """Run ``len(batch_start)`` whole training steps in one call; per-step loss into ``losses``.
+
+    With ``snap_every`` > 0, after steps ``snap_first``, ``snap_first + snap_every``, ... the
+    parameters, gradient and update are copied into ``snaps[j, 0..2]`` (for state recorders).
+    ``blas_above``: see matmul.
 
     Flat buffers with one row of ``stride = len(dz)`` values per layer: ``acts`` holds the batch
     (row 0) and each layer's activation (row l + 1), ``pre`` the pre-activations, ``dacts`` the
@@ -781,7 +804,9 @@ def train_steps(
         gather_rows(t_all, order, batch_start[s], bs, targets, 0)
         for l in range(n_layers):
             o = l * stride
-            forward_layer(layer_spec(net, l), theta, acts, o, pre, o, acts, o + stride, bs, fn)
+            forward_layer(
+                layer_spec(net, l, blas_above), theta, acts, o, pre, o, acts, o + stride, bs, fn
+            )
         value = loss_and_grad(
             loss_code, acts[out : out + bs * m].reshape(bs, m), targets[: bs * m].reshape(bs, m),
             loss_hp, dacts[out : out + bs * m].reshape(bs, m),
@@ -789,9 +814,10 @@ def train_steps(
         for l in range(last, -1, -1):
             o = l * stride
             through = not (fuse_softmax_ce and l == last)
+            spec = layer_spec(net, l, blas_above)
             backward_layer(
-                layer_spec(net, l), theta, acts, o, pre, o, acts, o + stride, dacts, o + stride,
-                dz, 0, dacts, o, bs, grad, dfn, through, l > 0,
+                spec, theta, acts, o, pre, o, acts, o + stride, dacts, o + stride, dz, 0, dacts, o,
+                bs, grad, dfn, through, l > 0,
             )  # fmt: skip
         losses[s] = value
         if not math.isfinite(value):
@@ -800,6 +826,12 @@ def train_steps(
         transform_gradient(reg_code, reg_val, grad)
         opt_hp[0] = lrs[s]
         optimizer_step(opt_code, opt_hp, step, slots, theta, grad, update, mask, reg_code, reg_val)
+        if snap_every > 0 and s >= snap_first and (s - snap_first) % snap_every == 0:
+            j = (s - snap_first) // snap_every
+            for i in range(theta.shape[0]):
+                snaps[j, 0, i] = theta[i]
+                snaps[j, 1, i] = grad[i]
+                snaps[j, 2, i] = update[i]
     return batch_start.shape[0]
 
 

@@ -285,7 +285,8 @@ def gradient_direction(evaluator: Evaluator, theta: Array, normalize: str = "par
 class TrajectoryRecorder:
     """Keeps theta every ``every`` steps, for PCA directions and for drawing the path.
 
-    ``attach(session)`` records the current state and registers with ``session.add_recorder``.
+    ``attach(session)`` records the current state and registers with
+    ``session.add_state_recorder`` (so fast runs are not split at its steps).
     After a rewind the states past the session's step are dropped at the next record. Past
     ``capacity`` states it keeps every other one and doubles its stride, so memory stays bounded.
     Reading (``steps``, ``states``) is safe from another thread while training records."""
@@ -302,12 +303,12 @@ class TrajectoryRecorder:
 
     def attach(self, session: Any) -> TrajectoryRecorder:
         self._record(session.step, session.model.theta)
-        session.add_recorder(self.every, self)
+        session.add_state_recorder(self.every, self.record)
         return self
 
-    def __call__(self, session: Any) -> None:
-        if session.step % self.stride == 0 or not self._steps:
-            self._record(session.step, session.model.theta)
+    def record(self, step: int, theta: Array, grad: Array, update: Array) -> None:
+        if step % self.stride == 0 or not self._steps:
+            self._record(step, theta)
 
     def _record(self, step: int, theta: Array) -> None:
         with self._lock:
@@ -609,7 +610,9 @@ def _finish(l0, net, theta, nr, zb, yb, fn, loss_code, t, hp0, dp):
     for l in range(l0 + 1, n_layers):
         xo = ((l - 1) % 2) * stride
         o = (l % 2) * stride
-        kernels.forward_layer(kernels.layer_spec(net, l), theta, yf, xo, zf, o, yf, o, nr, fn)
+        kernels.forward_layer(
+            kernels.layer_spec(net, l, kernels.SMALL_MATMUL), theta, yf, xo, zf, o, yf, o, nr, fn
+        )
     m = n_out[n_layers - 1]
     pred = yb[(n_layers - 1) % 2, : nr * m].reshape(nr, m)
     return kernels.loss_and_grad(loss_code, pred, t, hp0, dp[:nr])

@@ -23,6 +23,7 @@ from engine.history import History
 from engine.model import Model
 from engine.plugin_api import OptimizerContext, PluginError
 from engine.registry import Registry, default_registry
+from engine.snapshots import Snapshots, StateRecorder
 from engine.targets import TargetCoding, choose_output_activation, target_coding
 
 
@@ -205,10 +206,12 @@ class Session:
                     "compiling", kernel=label, done=done, total=total
                 ),
                 self.dtype,
+                self.fused.blas_above,
             )
 
         self.history = History()
         self.recorders: list[tuple[int, Any]] = []
+        self.snapshots = Snapshots(self.model.n_params, self.dtype)
         # Evaluate on the data at every epoch end; off, fast runs span epochs in one call.
         self.evaluate_epochs = True
         self.step = 0
@@ -275,6 +278,14 @@ class Session:
         if every < 1:
             raise SessionError(f"every = {every} is not allowed: expected a whole number >= 1")
         self.recorders.append((every, record))
+
+    def add_state_recorder(self, every: int, record: StateRecorder) -> None:
+        """Call ``record(step, theta, grad, update)`` for every ``every``-th step without
+        splitting fast runs: the compiled loop copies the three vectors at those steps and the
+        calls come after it, in step order. The arrays are views: copy what you keep."""
+        if every < 1:
+            raise SessionError(f"every = {every} is not allowed: expected a whole number >= 1")
+        self.snapshots.add(every, record)
 
     # ---------------------------------------------------------------- public state
     @property
@@ -380,6 +391,8 @@ class Session:
                 chunk = min(chunk, self.steps_per_epoch - self.batch_in_epoch)
             for every, _ in self.recorders:
                 chunk = min(chunk, every - self.step % every)
+            if self.fused is not None and (limit := self.snapshots.max_run(self.step)):
+                chunk = min(chunk, limit)
             done += self._run_chunk(chunk)
         self._save_checkpoint()  # one per call: rewinds replay the steps in between
         return done
@@ -509,6 +522,7 @@ class Session:
         lrs = self._learning_rates(n)
         losses = np.full(n, np.nan)
         loss_code, opt_code, reg_code, reg_val = self.rules
+        snap_first, snap_every, snaps = self.snapshots.plan(self.step)
         done = self.fused.run(
             update=self.last_update,
             x=self.x_train,
@@ -527,10 +541,13 @@ class Session:
             reg_code=reg_code,
             reg_val=reg_val,
             losses=losses,
+            snap_first=snap_first,
+            snap_every=snap_every,
+            snaps=snaps,
         )
         last = min(done, n - 1)
         self.perm = perms[int(starts[last]) // len(self.x_train)]
-        self._finish_steps(losses[:done])
+        self._finish_steps(losses[:done], snapshots_taken=True)
         if done < n:
             self._locate_divergence(order, int(starts[done]), int(sizes[done]))
         else:
@@ -584,11 +601,13 @@ class Session:
     def _finish_step(self, loss: float) -> None:
         self._finish_steps(np.array([loss]))
 
-    def _finish_steps(self, losses: np.ndarray) -> None:
-        """Record steps done in bulk: history, counters, and every epoch end among them."""
+    def _finish_steps(self, losses: np.ndarray, snapshots_taken: bool = False) -> None:
+        """Record steps done in bulk: history, counters, every epoch end among them, and the
+        recorders' calls (from the compiled loop's snapshots when it took them)."""
         n = len(losses)
         if not n:
             return
+        first_step = self.step
         position = self.batch_in_epoch + np.arange(n)
         epochs = self.epoch + position // self.steps_per_epoch
         self.history.steps.extend(self.step + np.arange(n), epochs, losses)
@@ -603,6 +622,12 @@ class Session:
         self.step += n - start
         self.batch_in_epoch += n - start
         self.events.emit("step_done", step=self.step, loss=float(losses[-1]))
+        if snapshots_taken:
+            self.snapshots.deliver(first_step, n)
+        else:
+            self.snapshots.deliver_current(
+                self.step, self.model.theta, self.model.grad, self.last_update
+            )
         for every, record in self.recorders:
             if self.step % every == 0:
                 record(self)

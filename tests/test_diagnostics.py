@@ -414,3 +414,47 @@ def test_signal_propagation_reports_mean_and_spread_over_seeds():
     assert list(result["layer"]) == [1, 2, 3, 4, 5]
     again = signal_propagation("relu", math.sqrt(2.0), depth=5, width=32, n=64, seeds=3)
     np.testing.assert_array_equal(again["gradient_norm"], result["gradient_norm"])
+
+
+def test_records_inside_a_fast_run_equal_recording_that_step_by_hand(monkeypatch):
+    session = session_of(W1_LIKE)
+    session.evaluate_epochs = False
+    recorder = HealthRecorder(session, every=5, data_every=10)
+    calls = []
+    run = session.fused.run
+    monkeypatch.setattr(session.fused, "run", lambda **kw: calls.append(1) or run(**kw))
+    session.run_steps(40)
+    assert len(calls) == 1  # the recorder does not split the compiled run
+    reference = session_of(W1_LIKE)
+    reference.run_steps(20)
+    by_hand = HealthRecorder(reference, every=5, data_every=10, attach=False)
+    by_hand.record(20)
+    got, expected = recorder.arrays(), by_hand.arrays()
+    row, data_row = list(got["steps"]).index(20), list(got["data_steps"]).index(20)
+    for name in (*PARAMETER_STATS, "weight_histogram", "gradient_histogram"):
+        np.testing.assert_array_equal(got[name][row], expected[name][0], err_msg=name)
+    for name in ("saturated_fraction", "pre_activation_histogram", "activation_histogram"):
+        np.testing.assert_array_equal(got[name][data_row], expected[name][0], err_msg=name)
+
+
+def test_latest_shows_every_record_even_when_thinning_skips_it():
+    session = session_of(W1_LIKE)
+    recorder = HealthRecorder(session, every=1, data_every=2, capacity=4)
+    assert recorder.latest()["steps"] == -1
+    session.run_steps(9)
+    assert 9 not in recorder.steps  # thinned out of the history ...
+    latest = recorder.latest()
+    assert latest["steps"] == 9 and latest["data_steps"] == 8  # ... but shown as the latest
+    now = layer_health(session)
+    for p, key in enumerate(recorder.parameter_keys):
+        for name in PARAMETER_STATS:
+            assert latest[name][p] == pytest.approx(now[key][name], nan_ok=True)
+        np.testing.assert_array_equal(
+            latest["gradient_histogram"][p], now[key]["gradient_histogram"]
+        )
+    session.run_steps(3)  # thinning now keeps every 4th step
+    kept = recorder.arrays()
+    assert kept["steps"][-1] == 12
+    np.testing.assert_array_equal(
+        kept["weight_histogram"][-1], recorder.latest()["weight_histogram"]
+    )

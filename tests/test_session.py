@@ -231,3 +231,72 @@ def test_recorders_see_every_kth_step_in_fast_runs():
     reference = make()
     reference.run_steps(14)
     assert seen[1][1].tobytes() == reference.model.theta.tobytes()
+
+
+def state_log(seen):
+    """A state recorder that keeps copies of what it is given."""
+    return lambda step, theta, grad, update: seen.append(
+        (step, theta.copy(), grad.copy(), update.copy())
+    )
+
+
+def test_state_recorders_get_exact_snapshots_without_splitting_fast_runs(monkeypatch):
+    seen, other = [], []
+    session = make()
+    session.evaluate_epochs = False
+    session.add_state_recorder(7, state_log(seen))
+    session.add_state_recorder(4, state_log(other))
+    calls = []
+    run = session.fused.run
+    monkeypatch.setattr(session.fused, "run", lambda **kw: calls.append(1) or run(**kw))
+    session.run_steps(30)
+    assert len(calls) == 1  # one compiled call for all 30 steps
+    assert [s[0] for s in seen] == [7, 14, 21, 28]
+    assert [s[0] for s in other] == [4, 8, 12, 16, 20, 24, 28]
+    for step, theta, grad, update in (seen[1], other[3]):
+        reference = make()
+        reference.run_steps(step)
+        assert theta.tobytes() == reference.model.theta.tobytes()
+        assert grad.tobytes() == reference.model.grad.tobytes()
+        assert update.tobytes() == reference.last_update.tobytes()
+
+
+def test_state_recorders_beyond_the_snapshot_buffer_and_by_hand(monkeypatch):
+    seen = []
+    session = make()
+    session.evaluate_epochs = False
+    monkeypatch.setattr(session.snapshots, "capacity", 3)
+    session.add_state_recorder(2, state_log(seen))
+    session.run_steps(15)  # 7 snapshots: three runs of the compiled loop
+    session.step_batch()  # step 16, outside the loop
+    for _ in range(len(session.phase_names) * 2):
+        session.step_phase()  # steps 17 and 18, phase by phase
+    assert [s[0] for s in seen] == list(range(2, 19, 2))
+    reference = make()
+    reference.run_steps(18)
+    assert seen[-1][1].tobytes() == reference.model.theta.tobytes()
+
+
+def test_state_recorders_in_unfused_sessions_and_at_divergence():
+    last = '  { type = "dense", units = 1, activation = "tanh" },'
+    text = EXAMPLE.replace(last, '  { type = "dropout", rate = 0.0 },\n' + last)
+    unfused = make(text)
+    assert unfused.fused is None
+    seen = []
+    unfused.add_state_recorder(3, state_log(seen))
+    unfused.run_steps(10)
+    assert [s[0] for s in seen] == [3, 6, 9]
+    diverging = make(
+        **{
+            'units = 1, activation = "tanh"': 'units = 1, activation = "linear"',
+            'units = 8, activation = "tanh"': 'units = 8, activation = "relu"',
+            "lr = 0.03": "lr = 50.0",
+        }
+    )
+    steps = []
+    diverging.add_state_recorder(1, lambda step, *_: steps.append(step))
+    diverging.run_steps(50)
+    assert diverging.diverged is not None
+    assert steps == list(range(1, diverging.step + 1))
+    with pytest.raises(SessionError, match="every = 0"):
+        diverging.add_state_recorder(0, state_log([]))
