@@ -38,9 +38,13 @@ def make(text=EXAMPLE, **replace):
     return Session(parse_experiment(text))
 
 
-def test_phase_by_phase_equals_fast_steps_bit_for_bit():
-    stepped, fast = make(), make()
+@pytest.mark.parametrize("units", [8, 64])
+def test_phase_by_phase_equals_fast_steps_bit_for_bit(units):
+    """8 units: plain loops only; 64: the products above the BLAS threshold go to BLAS."""
+    wide = {"units = 8,": f"units = {units},"}
+    stepped, fast = make(**wide), make(**wide)
     assert stepped.fused is not None
+    assert (stepped.fused.blas_above is None) == (units == 8)
     for _ in range(23 * len(stepped.phase_names)):
         stepped.step_phase()
     fast.run_steps(23)
