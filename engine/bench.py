@@ -441,8 +441,9 @@ def table(records: list[dict[str, Any]], peers: bool, sizes: Sizes) -> str:
         f"  set ({grids}, lower is better); the first picture came after {', '.join(firsts)}.",
         f"W1 + health: W1 with training-health diagnostics every {W1_HEALTH.health_every} steps"
         f" (data pass every {10 * W1_HEALTH.health_every}).",
-        "compile s: building the session in this process, which compiles the kernels or loads",
-        "  them from the disk cache (small when cached; later workloads reuse them).",
+        "compile s: building the session (and its recorder) in this process, which compiles the",
+        "  kernels or loads them from the disk cache (small when cached; later workloads reuse",
+        "  them).",
         "peak RSS: the whole process's peak so far" + (", PyTorch included." if peers else "."),
     ]
     if peers:

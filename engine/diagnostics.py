@@ -227,6 +227,8 @@ def _layer_data_stats(
         stats[1] = saturated / (n * units)
 
 
+# Numba's disk cache keys this kernel on this file alone, though it compiles in code from
+# engine/kernels.py: after changing that file, delete engine/__pycache__/diagnostics.*.
 @jit
 def _fused_data_pass(
     net, theta, x, z_buf, y_buf, fn, kinds, los, his, p_edges, p_lookup, a_edges, a_lookup, out
@@ -316,6 +318,16 @@ class _Records:
                 return self.count - 1
             self._thin()
 
+    def forget_after(self, step: int) -> None:
+        """Drop rows after ``step`` (the session was rewound to it); the latest record becomes
+        the last one kept if it came later."""
+        self.count = int(np.searchsorted(self.steps[: self.count], step, side="right"))
+        if self.latest_step > step:
+            self.latest_step = int(self.steps[self.count - 1]) if self.count else -1
+            if self.count:
+                for name, arr in self.arrays.items():
+                    self.latest[name][...] = arr[self.count - 1]
+
     def keep(self, step: int) -> None:
         """``latest`` now holds the record of ``step``: store it if thinning keeps that step."""
         self.latest_step = step
@@ -395,6 +407,7 @@ class HealthRecorder:
         self._setup_layers(capacity)
         if attach:
             session.add_state_recorder(every, self.record)
+            session.events.on("rewound", self._rewound)
 
     # -------------------------------------------------------------- set-up
     def _setup_parameters(self, capacity: int) -> None:
@@ -492,6 +505,10 @@ class HealthRecorder:
         if step % self.data_every == 0:
             self._data_pass(theta)
             self.data_records.keep(step)
+
+    def _rewound(self, step: int) -> None:
+        self.parameter_records.forget_after(step)
+        self.data_records.forget_after(step)
 
     def _data_pass(self, theta: np.ndarray) -> None:
         """A forward pass over the data with ``theta`` (compiled), or with the model's own

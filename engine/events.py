@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-EVENTS = ("phase_done", "step_done", "epoch_done", "diverged", "compiling")
+EVENTS = ("phase_done", "step_done", "epoch_done", "diverged", "rewound", "compiling")
 
 
 class Events:

@@ -113,7 +113,8 @@ class FusedNet:
         self.dz = np.zeros(self.stride, dtype=dtype)
         self.targets = np.zeros(batch * int(self.n_out[-1]), dtype=dtype)
         self.capacity = batch
-        biggest = int((self.n_in * self.n_out).max()) * batch
+        dense = self.w_off >= 0
+        biggest = int((self.n_in * self.n_out)[dense].max(initial=0)) * batch
         self.blas_above = kernels.SMALL_MATMUL if biggest > kernels.SMALL_MATMUL else None
         self._entry = None  # the compiled loop differs with and without BLAS
 
@@ -186,8 +187,8 @@ class FusedNet:
             kw["batch_size"], kw["lrs"], kw["loss_code"], kw["loss_hp"],
             kw["fuse_softmax_ce"], kw["opt_code"], kw["opt_hp"], kw["step"], kw["slots"],
             kw["reg_code"], kw["reg_val"], self.acts, self.pre, self.dacts, self.dz,
-            self.targets, self.fn, self.dfn, kw["losses"], kw["snap_first"], kw["snap_every"],
-            kw["snaps"], self.blas_above,
+            self.targets, self.fn, self.dfn, kw["losses"], kw["snap_at"], kw["snaps"],
+            self.blas_above,
         )  # fmt: skip
         return int(self._compiled_train_steps(args)(*args))
 
@@ -255,8 +256,7 @@ class FusedNet:
                 kernels.NO_FUNCTION,
                 kernels.NO_DERIVATIVE,
                 np.zeros(1),
-                0,
-                0,
+                np.zeros(0, dtype=np.int64),
                 np.zeros((0, 3, 4), dt),
                 blas_above,
             )

@@ -1,9 +1,10 @@
 """Compiled kernels for stacks of dense layers: one phase at a time, or many steps in one call.
 
-A network is described by a tuple of per-layer arrays (``NetSpec``) over one flat parameter vector
-``theta``; every kernel here is typed only by array dtypes, so one compiled (and disk-cached) copy
-serves every network, activation plugin and optimizer. Built-in activations, losses and optimizer
-rules are inlined by code; a plugin activation is called through its compiled ``cfunc``.
+A network is described by a tuple of per-layer arrays (``net``) over one flat parameter vector
+``theta``; the kernels are typed by array dtypes and by whether BLAS may be called (see matmul),
+so a few compiled (and disk-cached) copies serve every network, activation plugin and optimizer.
+Built-in activations, losses and optimizer rules are inlined by code; a plugin activation is
+called through its compiled ``cfunc``.
 The phase functions are the same ones the fused loop calls, so stepping phase by phase and running
 fast give the same bits.
 """
@@ -777,15 +778,14 @@ def train_steps(
     fn,
     dfn,
     losses,
-    snap_first,
-    snap_every,
+    snap_at,
     snaps,
     blas_above,
 ):
     """Run ``len(batch_start)`` whole training steps in one call; per-step loss into ``losses``.
 
-    With ``snap_every`` > 0, after steps ``snap_first``, ``snap_first + snap_every``, ... the
-    parameters, gradient and update are copied into ``snaps[j, 0..2]`` (for state recorders).
+    After step ``snap_at[j]`` (ascending) the parameters, gradient and update are copied into
+    ``snaps[j, 0..2]``, for state recorders.
     ``blas_above``: see matmul.
 
     Flat buffers with one row of ``stride = len(dz)`` values per layer: ``acts`` holds the batch
@@ -798,6 +798,7 @@ def train_steps(
     m = n_out[last]
     stride = dz.shape[0]
     out = (last + 1) * stride
+    j = 0  # the next snapshot
     for s in range(batch_start.shape[0]):
         bs = batch_size[s]
         gather_rows(x_all, order, batch_start[s], bs, acts, 0)
@@ -826,12 +827,12 @@ def train_steps(
         transform_gradient(reg_code, reg_val, grad)
         opt_hp[0] = lrs[s]
         optimizer_step(opt_code, opt_hp, step, slots, theta, grad, update, mask, reg_code, reg_val)
-        if snap_every > 0 and s >= snap_first and (s - snap_first) % snap_every == 0:
-            j = (s - snap_first) // snap_every
+        if j < snap_at.shape[0] and j < snaps.shape[0] and snap_at[j] == s:
             for i in range(theta.shape[0]):
                 snaps[j, 0, i] = theta[i]
                 snaps[j, 1, i] = grad[i]
                 snaps[j, 2, i] = update[i]
+            j += 1
     return batch_start.shape[0]
 
 

@@ -304,11 +304,19 @@ class TrajectoryRecorder:
     def attach(self, session: Any) -> TrajectoryRecorder:
         self._record(session.step, session.model.theta)
         session.add_state_recorder(self.every, self.record)
+        session.events.on("rewound", self._rewound)
         return self
 
     def record(self, step: int, theta: Array, grad: Array, update: Array) -> None:
+        """A state recorder (``Session.add_state_recorder``): keep theta at thinned steps."""
         if step % self.stride == 0 or not self._steps:
             self._record(step, theta)
+
+    def _rewound(self, step: int) -> None:
+        with self._lock:
+            while self._steps and self._steps[-1] > step:
+                self._steps.pop()
+                self._states.pop()
 
     def _record(self, step: int, theta: Array) -> None:
         with self._lock:

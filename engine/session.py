@@ -391,8 +391,6 @@ class Session:
                 chunk = min(chunk, self.steps_per_epoch - self.batch_in_epoch)
             for every, _ in self.recorders:
                 chunk = min(chunk, every - self.step % every)
-            if self.fused is not None and (limit := self.snapshots.max_run(self.step)):
-                chunk = min(chunk, limit)
             done += self._run_chunk(chunk)
         self._save_checkpoint()  # one per call: rewinds replay the steps in between
         return done
@@ -518,11 +516,11 @@ class Session:
                 if self.diverged is not None:
                     return i
             return n
+        n, snap_at = self.snapshots.plan(self.step, n)  # shorter if the buffer would overflow
         order, starts, sizes, perms = self._plan_batches(n)
         lrs = self._learning_rates(n)
         losses = np.full(n, np.nan)
         loss_code, opt_code, reg_code, reg_val = self.rules
-        snap_first, snap_every, snaps = self.snapshots.plan(self.step)
         done = self.fused.run(
             update=self.last_update,
             x=self.x_train,
@@ -541,9 +539,8 @@ class Session:
             reg_code=reg_code,
             reg_val=reg_val,
             losses=losses,
-            snap_first=snap_first,
-            snap_every=snap_every,
-            snaps=snaps,
+            snap_at=snap_at,
+            snaps=self.snapshots.buffer,
         )
         last = min(done, n - 1)
         self.perm = perms[int(starts[last]) // len(self.x_train)]
@@ -742,3 +739,4 @@ class Session:
         self._epoch_loss_sum, self._epoch_loss_count = base.epoch_loss
         if step > base.step:
             self.run_steps(step - base.step)
+        self.events.emit("rewound", step=step)

@@ -458,3 +458,17 @@ def test_latest_shows_every_record_even_when_thinning_skips_it():
     np.testing.assert_array_equal(
         kept["weight_histogram"][-1], recorder.latest()["weight_histogram"]
     )
+
+
+def test_a_rewind_drops_later_records_even_without_replaying():
+    session = session_of(W1_LIKE)
+    recorder = HealthRecorder(session, every=5, data_every=10)
+    session.run_steps(20)
+    session.run_steps(20)
+    session.rewind(20)  # a checkpoint: nothing is replayed
+    assert list(recorder.steps) == [5, 10, 15, 20]
+    latest = recorder.latest()
+    assert latest["steps"] == 20 and latest["data_steps"] == 20
+    np.testing.assert_array_equal(latest["update_ratio"], recorder.arrays()["update_ratio"][-1])
+    session.rewind(0)
+    assert len(recorder.steps) == 0 and recorder.latest()["steps"] == -1

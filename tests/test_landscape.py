@@ -295,6 +295,7 @@ def test_recorder_follows_training_and_rewinds():
     assert list(recorder.steps()) == [0, 5, 10, 15, 20, 25, 30]
     assert recorder.states()[-1].tobytes() == session.model.theta.tobytes()
     session.rewind(12)
+    assert list(recorder.steps()) == [0, 5, 10]  # dropped at the rewind
     session.run_steps(3)
     assert list(recorder.steps()) == [0, 5, 10, 15]
     result = ls.LandscapeJob(session, "pca", trajectory=recorder, size=5).run()

@@ -304,3 +304,17 @@ def test_state_recorders_in_unfused_sessions_and_at_divergence():
     assert steps == list(range(1, diverging.step + 1))
     with pytest.raises(SessionError, match="every = 0"):
         diverging.add_state_recorder(0, state_log([]))
+
+
+def test_state_recorders_with_coprime_intervals_share_one_run(monkeypatch):
+    session = make()
+    session.evaluate_epochs = False
+    steps = []
+    session.add_state_recorder(100, lambda step, *_: steps.append(step))
+    session.add_state_recorder(101, lambda step, *_: steps.append(step))
+    calls = []
+    run = session.fused.run
+    monkeypatch.setattr(session.fused, "run", lambda **kw: calls.append(1) or run(**kw))
+    session.run_steps(1000)
+    assert len(calls) == 1  # 19 snapshots fit the buffer: no extra stops
+    assert steps == sorted([100 * k for k in range(1, 11)] + [101 * k for k in range(1, 10)])
