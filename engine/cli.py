@@ -17,7 +17,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from engine.cli_lab import LabError, add_lab_commands, run_lab_command
+from engine.cli_lab import LabError, add_lab_commands, run_lab_command, steps_to_train
 from engine.plugin_api import KINDS, PluginError
 
 EXIT_USER_ERROR = 2
@@ -128,14 +128,7 @@ def command_run(args: argparse.Namespace) -> int:
         experiment, registry, init_params=init, progress=_progress_printer(args.quiet)
     )
     compile_s = time.perf_counter() - started
-    total_steps = (
-        args.steps
-        if args.steps is not None
-        else (
-            (args.epochs if args.epochs is not None else experiment.training.epochs)
-            * session.steps_per_epoch
-        )
-    )
+    total_steps = steps_to_train(args, session)
     if total_steps < 1:
         raise UserError("--steps and --epochs must be at least 1")
     _train(session, total_steps, args.quiet)

@@ -191,14 +191,7 @@ def prepare_session(
         return session
     if before_training is not None:
         before_training(session)
-    steps = (
-        args.steps
-        if args.steps is not None
-        else (
-            (args.epochs if args.epochs is not None else experiment.training.epochs)
-            * session.steps_per_epoch
-        )
-    )
+    steps = steps_to_train(args, session)
     if steps < 0:
         raise LabError("--steps and --epochs must be at least 0")
     print(f"training {steps} steps first...", file=sys.stderr, flush=True)
@@ -206,6 +199,14 @@ def prepare_session(
     if session.diverged is not None:
         raise LabError(session.diverged.describe())
     return session
+
+
+def steps_to_train(args: argparse.Namespace, session: Any) -> int:
+    """``--steps``, else ``--epochs`` (default: the experiment's) times the steps per epoch."""
+    if args.steps is not None:
+        return int(args.steps)
+    epochs = args.epochs if args.epochs is not None else session.experiment.training.epochs
+    return int(epochs * session.steps_per_epoch)
 
 
 def _load_params(path: str) -> dict[str, np.ndarray]:

@@ -125,6 +125,23 @@ class Model:
             x = self.forward_layer(k, x, training)
         return x
 
+    def output_jacobian(self, x: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+        """d outputs / d theta in evaluation mode: one row per (sample, output), sample-major,
+        from one backward pass each with upstream gradient 1 (or ``scale[i, j]``). Overwrites
+        the gradient buffer and the layers' caches."""
+        outputs = int(np.prod(self.output_shape))
+        rows = np.zeros((len(x) * outputs, self.n_params), dtype=self.dtype)
+        for i in range(len(x)):
+            for j in range(outputs):
+                out = self.forward(x[i : i + 1], training=False)
+                dy = np.zeros_like(out).reshape(1, -1)
+                dy[0, j] = 1.0 if scale is None else scale[i, j]
+                grad = dy.reshape(out.shape)
+                for k in range(len(self.layers) - 1, -1, -1):
+                    grad = self.backward_layer(k, grad)
+                rows[i * outputs + j] = self.grad
+        return rows
+
     # ------------------------------------------------------------------ state in and out
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Non-trainable layer arrays (e.g. running statistics): part of a checkpoint."""

@@ -105,19 +105,9 @@ class _Context(OptimizerContext):
             scale = r0.reshape(pred.shape) / np.where(
                 pred - self.s.targets_train == 0, 1.0, pred - self.s.targets_train
             )
-            rows = np.zeros((pred.size, model.n_params), dtype=model.dtype)
-            outputs = pred.shape[1]
-            for i in range(len(x)):
-                for j in range(outputs):
-                    model.forward(x[i : i + 1], training=False)
-                    dy = np.zeros((1, outputs), dtype=model.dtype)
-                    dy[0, j] = scale[i, j]
-                    for k in range(len(model.layers) - 1, -1, -1):
-                        dy = model.backward_layer(k, dy)
-                    rows[i * outputs + j] = model.grad
+            return model.output_jacobian(x, scale)
         finally:
             model.theta[...] = saved
-        return rows
 
     def loss(self, theta: np.ndarray) -> float:
         saved = self._at(theta)

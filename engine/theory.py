@@ -90,22 +90,12 @@ def jacobian(source: Any, x: np.ndarray) -> np.ndarray:
             f"the Jacobian would have {rows} x {model.n_params} entries; use fewer inputs "
             f"(at most {MAX_JACOBIAN_ENTRIES // max(1, model.n_params * outputs)})"
         )
-    jac = np.zeros((rows, model.n_params))
     saved_grad = model.grad.copy()
     try:
         with preserved_layers(model):
-            for i in range(len(x)):
-                for j in range(outputs):
-                    out = model.forward(x[i : i + 1], training=False)
-                    dy = np.zeros_like(out).reshape(1, -1)
-                    dy[0, j] = 1.0
-                    grad = dy.reshape(out.shape)
-                    for k in range(len(model.layers) - 1, -1, -1):
-                        grad = model.backward_layer(k, grad)
-                    jac[i * outputs + j] = model.grad
+            return model.output_jacobian(x)
     finally:
         model.grad[...] = saved_grad
-    return jac
 
 
 def empirical_ntk(source: Any, x: np.ndarray) -> np.ndarray:

@@ -9,24 +9,17 @@ import numpy as np
 import pytest
 
 from engine.cli import default_experiment_path, main
+from tests.experiments import dense, experiment_text
 
-SMALL = """schema = 1
-seed = 5
-[data]
-dataset = "circle"
-n = 100
-validation_fraction = 0.2
-[model]
-layers = [
-  { type = "dense", units = 4, activation = "tanh" },
-  { type = "dense", units = 1, activation = "tanh" },
-]
-[training]
-loss = "mse"
-optimizer = { name = "sgd", lr = 0.1 }
-batch_size = 16
-epochs = 3
-"""
+SMALL = experiment_text(
+    [dense(4, "tanh"), dense(1, "tanh")],
+    seed=5,
+    dataset="circle",
+    data="n = 100",
+    init=None,
+    optimizer='{ name = "sgd", lr = 0.1 }',
+    batch_size=16,
+)
 
 
 @pytest.fixture

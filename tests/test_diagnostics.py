@@ -22,69 +22,43 @@ from engine.experiment import parse_experiment
 from engine.files import load_npz
 from engine.registry import discover
 from engine.session import Session
+from tests.experiments import dense, experiment_text
 
 REGISTRY = discover(safe_mode=True)
 
-W1_LIKE = """
-schema = 1
-seed = 3
-[data]
-dataset = "spiral"
-n = 200
-noise = 0.0
-validation_fraction = 0.0
-[model]
-init = "xavier_uniform"
-layers = [
-  { type = "dense", units = 8, activation = "tanh" },
-  { type = "dense", units = 8, activation = "tanh" },
-  { type = "dense", units = 1, activation = "tanh" },
-]
-[training]
-loss = "mse"
-optimizer = { name = "sgd", lr = 0.03 }
-batch_size = 10
-"""
+W1_LIKE = experiment_text(
+    [dense(8, "tanh"), dense(8, "tanh"), dense(1, "tanh")],
+    data="n = 200\nnoise = 0.0",
+    validation=0.0,
+    optimizer='{ name = "sgd", lr = 0.03 }',
+    epochs=None,
+)
 
-RELU_NET = """
-schema = 1
-seed = 5
-[data]
-dataset = "circle"
-n = 200
-validation_fraction = 0.0
-[model]
-init = "he_normal"
-layers = [
-  { type = "dense", units = 8, activation = "relu" },
-  { type = "dense", units = 6, activation = "sigmoid" },
-  { type = "dense", units = 1, activation = "tanh" },
-]
-[training]
-loss = "mse"
-optimizer = { name = "adam", lr = 0.01 }
-batch_size = 16
-"""
+RELU_NET = experiment_text(
+    [dense(8, "relu"), dense(6, "sigmoid"), dense(1, "tanh")],
+    seed=5,
+    dataset="circle",
+    data="n = 200",
+    validation=0.0,
+    init="he_normal",
+    optimizer='{ name = "adam", lr = 0.01 }',
+    batch_size=16,
+    epochs=None,
+)
 
 # batch normalization has no fused path: the session trains through the plugins' own code
-UNFUSED = """
-schema = 1
-seed = 2
-[data]
-dataset = "moons"
-n = 120
-validation_fraction = 0.0
-[model]
-layers = [
-  { type = "dense", units = 6, activation = "relu" },
-  { type = "batch_norm" },
-  { type = "dense", units = 1, activation = "sigmoid" },
-]
-[training]
-loss = "bce"
-optimizer = { name = "momentum", lr = 0.05 }
-batch_size = 12
-"""
+UNFUSED = experiment_text(
+    [dense(6, "relu"), '{ type = "batch_norm" }', dense(1, "sigmoid")],
+    seed=2,
+    dataset="moons",
+    data="n = 120",
+    validation=0.0,
+    init=None,
+    loss='"bce"',
+    optimizer='{ name = "momentum", lr = 0.05 }',
+    batch_size=12,
+    epochs=None,
+)
 
 
 def session_of(toml: str) -> Session:

@@ -29,28 +29,21 @@ from engine.theory import (
     run_optimizer,
     save_npz,
 )
+from tests.experiments import dense, experiment_text
 
 REGISTRY = discover(safe_mode=True)
 
-TWO_OUTPUTS = """
-schema = 1
-seed = 4
-[data]
-dataset = "blobs"
-n = 60
-classes = 3
-validation_fraction = 0.0
-[model]
-layers = [
-  { type = "dense", units = 5, activation = "tanh" },
-  { type = "dense", units = 4, activation = "relu" },
-  { type = "dense", units = 3, activation = "linear" },
-]
-[training]
-loss = { name = "cross_entropy", input = "logits" }
-optimizer = { name = "adam", lr = 0.01 }
-batch_size = 10
-"""
+TWO_OUTPUTS = experiment_text(
+    [dense(5, "tanh"), dense(4, "relu"), dense(3, "linear")],
+    seed=4,
+    dataset="blobs",
+    data="n = 60\nclasses = 3",
+    validation=0.0,
+    init=None,
+    loss='{ name = "cross_entropy", input = "logits" }',
+    optimizer='{ name = "adam", lr = 0.01 }',
+    epochs=None,
+)
 
 NTK_MLP = """
 schema = 1
