@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Numba's on-disk cache of compiled kernels: outside the checkout, shared by every run here.
+export NUMBA_CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/gradient-lab/numba
 
-.PHONY: run test install install-test lint bench clean
+.PHONY: run test install install-test lint bench mutants clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +27,14 @@ lint: install-test
 
 test: lint
 	$(BIN)/gradient-lab bench --quick
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest --durations=15
 
 bench: install-test
 	$(BIN)/gradient-lab bench --peers
+
+# Deliberate bugs from tests/mutation/mutants.toml, one at a time: the suite must catch them.
+mutants: install-test
+	$(BIN)/python tests/mutation/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -144,8 +144,12 @@ def split_data(
     rng: np.random.Generator,
     validation_fraction: float = 0.0,
     features: Sequence[str] | None = None,
+    shuffle: bool = True,
 ) -> DataSplit:
     """Generate, derive features, shuffle once and hold out round(n * fraction) for validation.
+
+    Without ``shuffle`` the rows keep the dataset's order: validation is its last rows, so a run
+    can be reproduced in another framework from the same file.
 
     ``features`` applies to planar sets only (None means x1, x2); other sets take None or an
     empty list. The dataset's task and class count are read after ``generate``, so a CSV file
@@ -165,7 +169,7 @@ def split_data(
             f"dataset {dataset.name!r} has {n} samples: validation_fraction = {fraction:g} "
             "leaves none for training"
         )
-    order = rng.permutation(n)
+    order = rng.permutation(n) if shuffle else np.arange(n)
     train, val = order[: n - n_val], order[n - n_val :]
     return DataSplit(
         X_train=X[train],

@@ -21,6 +21,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import platformdirs
+
 from engine.plugin_api import API_VERSION, KIND_BASES, KINDS, Param, Plugin, PluginError
 
 ENTRY_POINT_GROUP = "gradient_lab.plugins"
@@ -48,15 +50,9 @@ class PluginRecord:
 
 
 def user_plugins_dir() -> Path:
-    """The platform's user-data folder for drop-in plugins."""
-    home = Path.home()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA", home / "AppData" / "Roaming"))
-        return base / "Gradient Lab" / "plugins"
-    if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / "Gradient Lab" / "plugins"
-    base = Path(os.environ.get("XDG_DATA_HOME", home / ".local" / "share"))
-    return base / "gradient-lab" / "plugins"
+    """The platform's user-data folder for drop-in plugins (platformdirs knows each platform's
+    convention and XDG_DATA_HOME)."""
+    return platformdirs.user_data_path("gradient-lab", appauthor=False) / "plugins"
 
 
 def one_line(exc: BaseException) -> str:

@@ -145,7 +145,7 @@ class Session:
 
         dataset = reg.create("dataset", spec.dataset, **spec.options)
         self.data: DataSplit = split_data(
-            dataset, data_rng, spec.validation_fraction, spec.features
+            dataset, data_rng, spec.validation_fraction, spec.features, training.shuffle
         )
         self.dtype = np.dtype(experiment.model.dtype)
         loss = reg.create("loss", training.loss.name, **training.loss.options)

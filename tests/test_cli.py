@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from engine.cli import default_experiment_path, main
-from tests.experiments import dense, experiment_text
+from tests.experiments import dense, edit, experiment_text
 
-SMALL = experiment_text(
-    [dense(4, "tanh"), dense(1, "tanh")],
+CHOICES = dict(
+    layers=[dense(4, "tanh"), dense(1, "tanh")],
     seed=5,
     dataset="circle",
     data="n = 100",
@@ -20,6 +20,12 @@ SMALL = experiment_text(
     optimizer='{ name = "sgd", lr = 0.1 }',
     batch_size=16,
 )
+SMALL = experiment_text(**CHOICES)
+
+
+def small(**changes):
+    """SMALL with some of its choices changed."""
+    return experiment_text(**{**CHOICES, **changes})
 
 
 @pytest.fixture
@@ -91,16 +97,17 @@ def test_init_params_shape_mismatch_is_one_clear_line(experiment, tmp_path, caps
 
 
 @pytest.mark.parametrize(
-    "old,new,needle",
+    "text,needle",
     [
-        ("batch_size = 16", "batch_size = 0", "training.batch_size"),
-        ('dataset = "circle"', 'dataset = "spirall"', "data.dataset"),
-        ("epochs = 3", "epochz = 3", "training.epochz"),
-        ("units = 4,", 'units = "four",', "model.layers[0].units"),
+        (small(batch_size=0), "training.batch_size"),
+        (small(dataset="spirall"), "data.dataset"),
+        (edit(SMALL, "epochs = 3", "epochz = 3"), "training.epochz"),
+        (small(layers=[dense('"four"', "tanh"), dense(1, "tanh")]), "model.layers[0].units"),
     ],
+    ids=["batch_size", "dataset", "epochz", "units"],
 )
-def test_bad_experiment_exits_2_with_one_line(experiment, tmp_path, capsys, old, new, needle):
-    experiment.write_text(SMALL.replace(old, new))
+def test_bad_experiment_exits_2_with_one_line(experiment, tmp_path, capsys, text, needle):
+    experiment.write_text(text)
     assert run("run", experiment, "--out", tmp_path / "o") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]
@@ -112,6 +119,7 @@ def test_missing_file_is_a_clear_error_in_a_real_process(tmp_path):
         capture_output=True,
         text=True,
         check=False,
+        timeout=300,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "nope.toml" in result.stderr

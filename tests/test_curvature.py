@@ -25,14 +25,9 @@ from engine.evaluation import Evaluator
 from engine.plugin_api import Activation, Layer, Loss
 from engine.registry import default_registry, discover
 from plugins.layers import Dense
-from tests.experiments import small_session
+from tests.experiments import dense, small_session
 
 session = small_session
-
-
-def dense(units, activation="tanh", **extra):
-    options = "".join(f", {k} = {v}" for k, v in extra.items())
-    return f'{{ type = "dense", units = {units}, activation = "{activation}"{options} }}'
 
 
 def gradient_differences(evaluator, theta, v):
@@ -456,7 +451,7 @@ def test_hutchinson_is_exact_for_a_diagonal_hessian():
     """One input, one linear unit, no bias: H = 2/N Σx² is 1x1, so every Rademacher probe (±1)
     returns it exactly and the standard error is zero."""
     s = session(
-        dense(1, "linear", use_bias="false"), dataset="plane", data='n = 30\nfeatures = ["x1"]'
+        dense(1, "linear", use_bias="false"), dataset="plane", data="n = 30", features=["x1"]
     )
     x = s.x_train[:, 0]
     estimate, error = hutchinson_trace(Evaluator(s), s.model.theta.copy(), samples=10)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 import importlib.resources
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import plugins.datasets as datasets
-import plugins.metrics as metrics
 from engine.plugin_api import Dataset, Param, PluginError
 from engine.registry import contract_problems
 
@@ -266,23 +263,3 @@ def test_digits_attribution_ships_with_the_data():
     text = folder.joinpath("DIGITS_ATTRIBUTION.txt").read_text(encoding="utf-8")
     assert "Alpaydin" in text and "Kaynak" in text and "CC BY 4.0" in text
     assert folder.joinpath("digits.csv.gz").is_file()
-
-
-# -------------------------------------------------------------------------- import rules
-
-
-ALLOWED_IMPORTS = {"__future__", "csv", "gzip", "importlib", "io", "math", "functools",
-                   "pathlib", "typing", "numpy", "engine.plugin_api"}  # fmt: skip
-
-
-@pytest.mark.parametrize("module", [datasets, metrics], ids=lambda m: m.__name__)
-def test_plugins_import_only_the_public_api(module):
-    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            imported.add(node.module or "")
-    roots = {name if name.startswith("engine") else name.split(".")[0] for name in imported}
-    assert roots <= ALLOWED_IMPORTS, roots - ALLOWED_IMPORTS

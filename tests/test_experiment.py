@@ -40,30 +40,32 @@ from engine.plugin_api import (
     Regularizer,
 )
 from engine.registry import Registry, default_registry
+from tests.experiments import dense as dense_layer
+from tests.experiments import edit, experiment_text
 
-EXAMPLE = """\
-schema = 1
-seed = 7
-[data]
-dataset = "spiral"
-n = 500
-noise = 0.1
-validation_fraction = 0.2
-features = ["x1", "x2"]
-[model]
-init = "xavier_uniform"
-layers = [
-  { type = "dense", units = 8, activation = "tanh" },
-  { type = "dense", units = 8, activation = "tanh" },
-  { type = "dense", units = 1, activation = "tanh" },
-]
-[training]
-loss = "mse"
-optimizer = { name = "sgd", lr = 0.03 }
-batch_size = 10
-shuffle = true
-epochs = 100
-"""
+HIDDEN = dense_layer(8, "tanh")
+OUTPUT = dense_layer(1, "tanh")
+# the default experiment (assets/default_experiment.toml) as the builder's choices
+CHOICES = dict(
+    layers=[HIDDEN, HIDDEN, OUTPUT],
+    seed=7,
+    dataset="spiral",
+    data="n = 500\nnoise = 0.1",
+    validation=0.2,
+    features=["x1", "x2"],
+    init="xavier_uniform",
+    loss="mse",
+    optimizer='{ name = "sgd", lr = 0.03 }',
+    batch_size=10,
+    shuffle=True,
+    epochs=100,
+)
+EXAMPLE = experiment_text(**CHOICES)
+
+
+def example(**changes) -> str:
+    """EXAMPLE with some of its choices changed."""
+    return experiment_text(**{**CHOICES, **changes})
 
 
 # Small stand-ins for the plugin kinds other modules provide, so these tests fix the plugins.
@@ -141,14 +143,6 @@ def parse(text: str) -> Experiment:
     return parse_experiment(text, REGISTRY)
 
 
-def edited(*pairs: tuple[str, str]) -> str:
-    text = EXAMPLE
-    for old, new in pairs:
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    return text
-
-
 EXPECTED = Experiment(
     data=DataSpec("spiral", {"n": 500, "noise": 0.1}, 0.2, ["x1", "x2"], None),
     model=ModelSpec(
@@ -192,31 +186,12 @@ def test_default_asset_is_the_example_with_a_comment():
 
 
 def test_example_loads_with_the_default_registry():
-    registry = default_registry()
-    for kind, name in [
-        ("dataset", "spiral"),
-        ("initializer", "xavier_uniform"),
-        ("optimizer", "sgd"),
-        ("loss", "mse"),
-        ("layer", "dense"),
-    ]:
-        if name not in registry.names(kind):
-            pytest.skip(f"{kind} {name} is not available yet")
     assert parse_experiment(EXAMPLE) == EXPECTED
     assert load_experiment(Path(str(files("assets").joinpath("default_experiment.toml"))))
 
 
 def test_architecture_regularizers_schedule_with_the_default_registry():
     registry = default_registry()
-    for kind, name in [
-        ("dataset", "spiral"),
-        ("initializer", "xavier_uniform"),
-        ("optimizer", "sgd"),
-        ("regularizer", "l2"),
-        ("lr_schedule", "step"),
-    ]:
-        if name not in registry.names(kind):
-            pytest.skip(f"{kind} {name} is not available yet")
     exp = parse_experiment(ARCHITECTURE_VARIANT, registry)
     assert exp.training.regularizers == [PluginChoice("l2", {"strength": 1e-4})]
     assert parse_experiment(experiment_to_toml(exp), registry) == exp
@@ -242,7 +217,7 @@ def test_omitted_engine_fields_take_their_defaults():
 
 
 def test_ints_are_accepted_for_floats_and_options_keep_what_was_written():
-    exp = parse(edited(("lr = 0.03", "lr = 1"), ("noise = 0.1", "noise = 0")))
+    exp = parse(example(optimizer='{ name = "sgd", lr = 1 }', data="n = 500\nnoise = 0"))
     assert exp.training.optimizer.options == {"lr": 1}
     assert exp.data.options == {"n": 500, "noise": 0}  # no defaults filled in
 
@@ -256,183 +231,178 @@ def test_a_parsed_dict_is_accepted():
 
 MISTAKES = {
     "unknown top-level key": (
-        edited(("seed = 7", 'seed = 7\ncolour = "red"')),
+        edit(EXAMPLE, "seed = 7", 'seed = 7\ncolour = "red"'),
         "colour",
         ["unknown key colour", "schema, seed, data, model, training"],
     ),
     "unknown key in [training]": (
-        edited(("epochs = 100", "epochz = 100")),
+        edit(EXAMPLE, "epochs = 100", "epochz = 100"),
         "training.epochz",
         ["unknown key training.epochz", "did you mean 'epochs'", "batch_size"],
     ),
     "unknown key in [model]": (
-        edited(('init = "xavier_uniform"', 'initializer = "xavier_uniform"')),
+        edit(EXAMPLE, 'init = "xavier_uniform"', 'initializer = "xavier_uniform"'),
         "model.initializer",
         ["unknown key model.initializer", "init, layers, architecture"],
     ),
     "misspelt dataset parameter": (
-        edited(("noise = 0.1", "noize = 0.1")),
+        example(data="n = 500\nnoize = 0.1"),
         "data.noize",
         ["unknown key data.noize", "did you mean 'noise'", "dataset, validation_fraction", "n, "],
     ),
     "bad dataset value": (
-        edited(("n = 500", "n = -3")),
+        example(data="n = -3\nnoise = 0.1"),
         "data.n",
         ["data.n = -3 is not allowed", "whole number >= 1"],
     ),
     "bad layer parameter": (
-        edited(
-            (
-                'units = 8, activation = "tanh" },\n  { type = "dense", units = 1',
-                'units = 8, activation = "tanh" },\n  { type = "dense", units = 0',
-            )
-        ),
+        example(layers=[HIDDEN, HIDDEN, dense_layer(0, "tanh")]),
         "model.layers[2].units",
         ["model.layers[2].units = 0 is not allowed", "whole number >= 1"],
     ),
     "unknown layer parameter": (
-        edited(("units = 8, activation", "units = 8, activaton")),
+        example(layers=['{ type = "dense", units = 8, activaton = "tanh" }', HIDDEN, OUTPUT]),
         "model.layers[0].activaton",
         ["unknown key model.layers[0].activaton", "for layer 'dense'", "type, units"],
     ),
     "unknown layer type": (
-        edited(('type = "dense"', 'type = "dens"')),
+        example(layers=['{ type = "dens", units = 8, activation = "tanh" }', HIDDEN, OUTPUT]),
         "model.layers[0].type",
         ["model.layers[0].type = 'dens' is not allowed", "available: activation,", "dense"],
     ),
     "layer without a type": (
-        edited(('{ type = "dense", units = 1', "{ units = 1")),
+        example(layers=[HIDDEN, HIDDEN, '{ units = 1, activation = "tanh" }']),
         "model.layers[2].type",
         ["missing key model.layers[2].type"],
     ),
     "unknown activation name": (
-        edited(('activation = "tanh"', 'activation = "tanhh"')),
+        example(layers=[dense_layer(8, "tanhh"), HIDDEN, OUTPUT]),
         "model.layers[0].activation",
         ["model.layers[0].activation = 'tanhh' is not allowed", "available:", "tanh"],
     ),
     "unknown optimizer name": (
-        edited(('name = "sgd"', 'name = "sgdd"')),
+        example(optimizer='{ name = "sgdd", lr = 0.03 }'),
         "training.optimizer.name",
         ["training.optimizer.name = 'sgdd' is not allowed", "available: adam, sgd"],
     ),
     "unknown loss name": (
-        edited(('loss = "mse"', 'loss = "msa"')),
+        example(loss="msa"),
         "training.loss",
         ["training.loss = 'msa' is not allowed", "unknown loss", "mse"],
     ),
     "bad optimizer parameter": (
-        edited(("lr = 0.03", "lr = -0.03")),
+        example(optimizer='{ name = "sgd", lr = -0.03 }'),
         "training.optimizer.lr",
         ["training.optimizer.lr = -0.03 is not allowed", "a number >= 0"],
     ),
     "unknown optimizer parameter": (
-        edited(("lr = 0.03", "learning_rate = 0.03")),
+        example(optimizer='{ name = "sgd", learning_rate = 0.03 }'),
         "training.optimizer.learning_rate",
         ["unknown key training.optimizer.learning_rate", "for optimizer 'sgd': name, lr"],
     ),
     "optimizer table without a name": (
-        edited(('name = "sgd", ', "")),
+        example(optimizer="{ lr = 0.03 }"),
         "training.optimizer.name",
         ["training.optimizer needs a name", "adam, sgd"],
     ),
     "schema 2": (
-        edited(("schema = 1", "schema = 2")),
+        example(schema=2),
         "schema",
         ["schema = 2 is not supported", "supported schemas: 1"],
     ),
     "batch_size 0": (
-        edited(("batch_size = 10", "batch_size = 0")),
+        example(batch_size=0),
         "training.batch_size",
         ["training.batch_size = 0 is not allowed: expected a whole number >= 1"],
     ),
     "batch_size text": (
-        edited(("batch_size = 10", 'batch_size = "ten"')),
+        example(batch_size='"ten"'),
         "training.batch_size",
         ["training.batch_size = 'ten' is not allowed: expected a whole number >= 1"],
     ),
     "batch_size float": (
-        edited(("batch_size = 10", "batch_size = 10.0")),
+        example(batch_size=10.0),
         "training.batch_size",
         ["training.batch_size = 10.0 is not allowed"],
     ),
     "epochs bool": (
-        edited(("epochs = 100", "epochs = true")),
+        example(epochs=True),
         "training.epochs",
         ["training.epochs = True is not allowed"],
     ),
     "shuffle as a number": (
-        edited(("shuffle = true", "shuffle = 1")),
+        example(shuffle=1),
         "training.shuffle",
         ["training.shuffle = 1 is not allowed: expected true or false"],
     ),
-    "negative seed": (edited(("seed = 7", "seed = -1")), "seed", ["seed = -1 is not allowed"]),
+    "negative seed": (example(seed=-1), "seed", ["seed = -1 is not allowed"]),
     "validation fraction too big": (
-        edited(("validation_fraction = 0.2", "validation_fraction = 0.95")),
+        example(validation=0.95),
         "data.validation_fraction",
         ["data.validation_fraction = 0.95 is not allowed", "<= 0.9"],
     ),
     "features not a list": (
-        edited(('features = ["x1", "x2"]', 'features = "x1"')),
+        example(features="x1"),
         "data.features",
         ["data.features = 'x1' is not allowed", "list"],
     ),
     "unknown dataset": (
-        edited(('dataset = "spiral"', 'dataset = "spiralz"')),
+        example(dataset="spiralz"),
         "data.dataset",
         ["data.dataset = 'spiralz' is not allowed", "available: csv, spiral"],
     ),
     "both layers and architecture": (
-        edited(('init = "xavier_uniform"', 'init = "xavier_uniform"\narchitecture = "mlp"')),
+        example(architecture="mlp"),
         "model",
         ["model.layers and model.architecture are both given", "exactly one"],
     ),
     "neither layers nor architecture": (
-        re.sub(r"layers = \[.*?\n\]\n", "", EXAMPLE, flags=re.S),
+        example(layers=None),
         "model",
         ["model needs layers or an architecture", "mlp"],
     ),
     "output activation with layers": (
-        edited(('init = "xavier_uniform"', 'init = "xavier_uniform"\noutput_activation = "tanh"')),
+        example(output_activation="tanh"),
         "model.output_activation",
         ["model.output_activation applies only to an architecture"],
     ),
     "bad dtype": (
-        edited(('init = "xavier_uniform"', 'init = "xavier_uniform"\ndtype = "float16"')),
+        example(dtype="float16"),
         "model.dtype",
         ["model.dtype = 'float16' is not allowed", "'float64', 'float32'"],
     ),
     "unknown metric": (
-        edited(("epochs = 100", 'epochs = 100\nmetrics = ["accuracy", "acc"]')),
+        example(metrics=["accuracy", "acc"]),
         "training.metrics[1]",
         ["training.metrics[1] = 'acc' is not allowed", "available: accuracy"],
     ),
     "regularizers not a list": (
-        edited(("epochs = 100", 'epochs = 100\nregularizers = "l2"')),
+        example(regularizers="l2"),
         "training.regularizers",
         ["training.regularizers = 'l2' is not allowed", "list"],
     ),
     "bad regularizer parameter": (
-        edited(("epochs = 100", 'epochs = 100\nregularizers = [{ name = "l2", strength = -1 }]')),
+        example(regularizers=['{ name = "l2", strength = -1 }']),
         "training.regularizers[0].strength",
         ["training.regularizers[0].strength = -1 is not allowed"],
     ),
     "bad schedule choice": (
-        edited(("epochs = 100", 'epochs = 100\nschedule = { name = "step", per = "week" }')),
+        example(schedule='{ name = "step", per = "week" }'),
         "training.schedule.per",
         ["training.schedule.per = 'week' is not allowed", "'epoch', 'step'"],
     ),
     "missing [training]": (
-        EXAMPLE.split("[training]")[0],
+        EXAMPLE[: EXAMPLE.index("[training]")],
         "training",
         ["missing table [training]"],
     ),
     "missing loss": (
-        edited(('loss = "mse"\n', "")),
+        example(loss=None),
         "training.loss",
         ["missing key training.loss"],
     ),
     "init parameter": (
-        edited(('init = "xavier_uniform"', 'init = { name = "xavier_uniform", gian = 2.0 }')),
+        example(init='{ name = "xavier_uniform", gian = 2.0 }'),
         "model.init.gian",
         ["unknown key model.init.gian", "did you mean 'gain'"],
     ),
@@ -453,12 +423,10 @@ def test_each_mistake_names_its_field(case):
 
 
 def test_activation_params_are_checked_against_the_activation():
-    layer = '{ type = "dense", units = 1, activation = "leaky_relu", activation_params = '
-    good = edited(
-        ('{ type = "dense", units = 1, activation = "tanh"', layer + "{ negative_slope = 0.2 }")
-    )
+    leaky = dense_layer(1, "leaky_relu", activation_params="{ negative_slope = 0.2 }")
+    good = example(layers=[HIDDEN, HIDDEN, leaky])
     assert parse(good).model.layers[2]["activation_params"] == {"negative_slope": 0.2}
-    bad = good.replace("negative_slope", "slope")
+    bad = edit(good, "negative_slope", "slope")
     with pytest.raises(
         ExperimentError, match=r"unknown key model\.layers\[2\]\.activation_params\.slope"
     ):
@@ -476,7 +444,7 @@ def test_bad_toml_syntax_names_the_file_line_and_column(tmp_path):
 
 def test_validation_errors_from_a_file_start_with_its_name(tmp_path):
     path = tmp_path / "exp.toml"
-    path.write_text(edited(("batch_size = 10", "batch_size = 0")), encoding="utf-8")
+    path.write_text(example(batch_size=0), encoding="utf-8")
     with pytest.raises(ExperimentError, match=re.escape(f"{path}: training.batch_size = 0")):
         load_experiment(path, REGISTRY)
 
@@ -498,47 +466,36 @@ def test_a_folder_or_non_utf8_file_is_a_clear_error(tmp_path):
 
 # ---------------------------------------------------------------------------------- round trip
 
-ARCHITECTURE_VARIANT = """\
-schema = 1
-seed = 3
-[data]
-dataset = "spiral"
-n = 300
-noise = 0.05
-validation_fraction = 0.0
-seed = 11
-[model]
-init = { name = "xavier_uniform", gain = 1.5 }
-architecture = { name = "mlp", depth = 2, width = 8, activation = "relu" }
-output_activation = "sigmoid"
-dtype = "float32"
-[training]
-loss = "bce"
-optimizer = { name = "sgd", lr = 1e-08, momentum = 0.9, nesterov = true }
-batch_size = 16
-shuffle = false
-epochs = 5
-regularizers = [{ name = "l2", strength = 1e-4 }]
-schedule = { name = "step", step_size = 10, gamma = 0.5 }
-"""
+ARCHITECTURE_VARIANT = experiment_text(
+    seed=3,
+    dataset="spiral",
+    data="n = 300\nnoise = 0.05",
+    validation=0.0,
+    data_seed=11,
+    init='{ name = "xavier_uniform", gain = 1.5 }',
+    architecture='{ name = "mlp", depth = 2, width = 8, activation = "relu" }',
+    output_activation="sigmoid",
+    dtype="float32",
+    loss="bce",
+    optimizer='{ name = "sgd", lr = 1e-08, momentum = 0.9, nesterov = true }',
+    batch_size=16,
+    shuffle=False,
+    epochs=5,
+    regularizers=['{ name = "l2", strength = 1e-4 }'],
+    schedule='{ name = "step", step_size = 10, gamma = 0.5 }',
+)
 
 VARIANTS = {
     "example": EXAMPLE,
     "architecture": ARCHITECTURE_VARIANT,
-    "auto output, metrics, adam betas": edited(
-        ("lr = 0.03 }", 'lr = 0.001 }\nmetrics = ["accuracy"]'),
-        ('name = "sgd"', 'name = "adam"'),
-        ("lr = 0.001 }", "lr = 0.001, betas = [0.5, 0.999] }"),
+    "auto output, metrics, adam betas": example(
+        optimizer='{ name = "adam", lr = 0.001, betas = [0.5, 0.999] }', metrics=["accuracy"]
     ),
-    "dataset file, strs param": edited(
-        (
-            'dataset = "spiral"\nn = 500\nnoise = 0.1',
-            'dataset = "csv"\npath = "my data/\\"x\\".csv"\ntarget = ["y"]',
-        ),
+    "dataset file, strs param": example(
+        dataset="csv", data='path = "my data/\\"x\\".csv"\ntarget = ["y"]'
     ),
-    "two regularizers, empty features": edited(
-        ('features = ["x1", "x2"]', "features = []"),
-        ("epochs = 100", 'epochs = 100\nregularizers = ["l2", { name = "l2", strength = 0.5 }]'),
+    "two regularizers, empty features": example(
+        features=[], regularizers=["l2", '{ name = "l2", strength = 0.5 }']
     ),
 }
 
@@ -729,14 +686,7 @@ def test_a_failed_save_keeps_the_old_file_whole(tmp_path, monkeypatch, failing):
 
 def test_a_plugins_own_cross_checks_run_at_load_time():
     registry = default_registry()
-    for kind, name in [
-        ("dataset", "spiral"),
-        ("initializer", "xavier_uniform"),
-        ("optimizer", "sgd"),
-    ]:
-        if name not in registry.names(kind):
-            pytest.skip(f"{kind} {name} is not available yet")
-    text = EXAMPLE.replace("lr = 0.03 }", "lr = 0.03, nesterov = true }")
+    text = example(optimizer='{ name = "sgd", lr = 0.03, nesterov = true }')
     doc = tomllib.loads(text)
     with pytest.raises(ExperimentError) as info:
         parse_experiment(doc, registry)

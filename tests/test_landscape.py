@@ -7,53 +7,53 @@ import pytest
 from engine import landscape as ls
 from engine.evaluation import Evaluator
 from engine.files import load_npz
-from tests.experiments import small_session
+from tests.experiments import dense, small_session
 
 SPIRAL = dict(
     dataset="spiral",
-    data='n = 80\nnoise = 0.1\nfeatures = ["x1", "x2"]',
-    layers='{ type = "dense", units = 6, activation = "tanh" }, '
-    '{ type = "dense", units = 5, activation = "tanh" }, '
-    '{ type = "dense", units = 1, activation = "tanh" }',
-    loss='"mse"',
+    data="n = 80\nnoise = 0.1",
+    features=["x1", "x2"],
+    layers=[dense(6, "tanh"), dense(5, "tanh"), dense(1, "tanh")],
+    loss="mse",
 )
 BLOBS = dict(
     dataset="blobs",
     data="n = 90\nclasses = 3",
-    layers='{ type = "dense", units = 7, activation = "relu" }, '
-    '{ type = "activation", activation = "relu" }, '
-    '{ type = "dense", units = 3, activation = "linear" }',
+    layers=[dense(7, "relu"), '{ type = "activation", activation = "relu" }', dense(3, "linear")],
     loss='{ name = "cross_entropy", input = "logits" }',
 )
 RELU_MLP = dict(
     dataset="blobs",
     data="n = 90\nclasses = 3",
-    layers='{ type = "dense", units = 7, activation = "relu" }, '
-    '{ type = "dense", units = 5, activation = "relu" }, '
-    '{ type = "dense", units = 3, activation = "linear" }',
+    layers=[dense(7, "relu"), dense(5, "relu"), dense(3, "linear")],
     loss='{ name = "cross_entropy", input = "logits" }',
 )
 LEAKY = dict(
     dataset="spiral",
-    data='n = 80\nnoise = 0.1\nfeatures = ["x1", "x2"]',
-    layers='{ type = "dense", units = 6, activation = "leaky_relu", '
-    "activation_params = { negative_slope = 0.2 } }, "
-    '{ type = "dense", units = 1, activation = "tanh" }',
-    loss='"mse"',
+    data="n = 80\nnoise = 0.1",
+    features=["x1", "x2"],
+    layers=[
+        dense(6, "leaky_relu", activation_params="{ negative_slope = 0.2 }"),
+        dense(1, "tanh"),
+    ],
+    loss="mse",
 )
 GENERIC = dict(
     dataset="circle",
     data="n = 60",
-    layers='{ type = "dense", units = 6, activation = "tanh" }, '
-    '{ type = "batch_norm" }, { type = "dropout", rate = 0.3 }, '
-    '{ type = "dense", units = 1, activation = "sigmoid" }',
-    loss='"bce"',
+    layers=[
+        dense(6, "tanh"),
+        '{ type = "batch_norm" }',
+        '{ type = "dropout", rate = 0.3 }',
+        dense(1, "sigmoid"),
+    ],
+    loss="bce",
 )
 LINEAR = dict(
     dataset="plane",
     data="n = 40\nnoise = 0.3",
-    layers='{ type = "dense", units = 1, activation = "linear" }',
-    loss='"mse"',
+    layers=[dense(1, "linear")],
+    loss="mse",
 )
 
 
@@ -458,16 +458,7 @@ def test_pca_job_saves_explained_variance(tmp_path):
 # ----------------------------------------------------------------------------------- Hessian
 
 
-def top_eigenvectors_or_skip():
-    try:
-        from engine.curvature import top_eigenvectors
-    except ImportError:
-        pytest.skip("engine.curvature.top_eigenvectors is not available yet")
-    return top_eigenvectors
-
-
 def test_hessian_directions_on_a_quadratic():
-    top_eigenvectors_or_skip()
     session = make(LINEAR, steps=5)
     evaluator = Evaluator(session)
     x = np.column_stack([session.x_train, np.ones(len(session.x_train))])

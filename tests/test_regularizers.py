@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from engine import kernels
 from engine.plugin_api import Param
 from plugins.regularizers import PLUGINS
 
@@ -30,7 +31,6 @@ def test_declares_metadata(cls):
 
 @pytest.mark.parametrize("cls", PLUGINS, ids=lambda c: c.name)
 def test_inline_rule_reads_a_declared_hyperparameter(cls):
-    kernels = pytest.importorskip("engine.kernels")
     assert kernels.REGULARIZER_RULES[cls.inline][1] in cls().hp
 
 

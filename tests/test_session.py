@@ -3,46 +3,41 @@
 import numpy as np
 import pytest
 
-from engine.experiment import parse_experiment
 from engine.history import ThinningLog
-from engine.session import Session, SessionError
+from engine.session import SessionError
+from tests.experiments import dense, small_session
 
-EXAMPLE = """
-schema = 1
-seed = 7
-[data]
-dataset = "spiral"
-n = 200
-noise = 0.1
-validation_fraction = 0.2
-features = ["x1", "x2"]
-[model]
-init = "xavier_uniform"
-layers = [
-  { type = "dense", units = 8, activation = "tanh" },
-  { type = "dense", units = 8, activation = "tanh" },
-  { type = "dense", units = 1, activation = "tanh" },
-]
-[training]
-loss = "mse"
-optimizer = { name = "sgd", lr = 0.03 }
-batch_size = 10
-shuffle = true
-epochs = 5
-"""
+EXAMPLE = dict(
+    layers=[dense(8, "tanh"), dense(8, "tanh"), dense(1, "tanh")],
+    seed=7,
+    dataset="spiral",
+    data="n = 200\nnoise = 0.1",
+    validation=0.2,
+    features=["x1", "x2"],
+    init="xavier_uniform",
+    loss="mse",
+    optimizer='{ name = "sgd", lr = 0.03 }',
+    batch_size=10,
+    shuffle=True,
+    epochs=5,
+)
+# ReLU hidden layers, a linear output and a learning rate far too large
+DIVERGING = dict(
+    layers=[dense(8, "relu"), dense(8, "relu"), dense(1, "linear")],
+    optimizer='{ name = "sgd", lr = 50.0 }',
+)
 
 
-def make(text=EXAMPLE, **replace):
-    for old, new in replace.items():
-        text = text.replace(old, new)
-    return Session(parse_experiment(text))
+def make(**changes):
+    """A session of EXAMPLE with some of its choices changed."""
+    return small_session(**{**EXAMPLE, **changes})
 
 
 @pytest.mark.parametrize("units", [8, 64])
 def test_phase_by_phase_equals_fast_steps_bit_for_bit(units):
     """8 units: plain loops only; 64: the products above the BLAS threshold go to BLAS."""
-    wide = {"units = 8,": f"units = {units},"}
-    stepped, fast = make(**wide), make(**wide)
+    wide = [dense(units, "tanh"), dense(units, "tanh"), dense(1, "tanh")]
+    stepped, fast = make(layers=wide), make(layers=wide)
     assert stepped.fused is not None
     assert (stepped.fused.blas_above is None) == (units == 8)
     for _ in range(23 * len(stepped.phase_names)):
@@ -56,7 +51,7 @@ def test_phase_by_phase_equals_fast_steps_bit_for_bit(units):
 
 
 def test_same_seed_same_bits_other_seed_differs():
-    a, b, c = make(), make(), make(**{"seed = 7": "seed = 8"})
+    a, b, c = make(), make(), make(seed=8)
     for s in (a, b, c):
         s.run_steps(40)
     assert a.model.theta.tobytes() == b.model.theta.tobytes()
@@ -145,13 +140,7 @@ def test_epoch_records_losses_metrics_and_norms():
 
 def test_divergence_stops_training_and_names_where():
     events = []
-    session = make(
-        **{
-            'units = 1, activation = "tanh"': 'units = 1, activation = "linear"',
-            'units = 8, activation = "tanh"': 'units = 8, activation = "relu"',
-            "lr = 0.03": "lr = 50.0",
-        }
-    )
+    session = make(**DIVERGING)
     session.events.on("diverged", lambda divergence: events.append(divergence))
     session.run_steps(50)
     assert session.diverged is not None and events
@@ -178,7 +167,7 @@ def test_events_fire_for_phases_steps_and_epochs():
 
 
 def test_training_learns_the_circle():
-    session = make(**{'"spiral"': '"circle"', "epochs = 5": "epochs = 30"})
+    session = make(dataset="circle", epochs=30)
     before = session.evaluate("val", with_loss=False)["accuracy"]
     session.run_epochs(30)
     after = session.history.epochs[-1]["val_accuracy"]
@@ -186,28 +175,25 @@ def test_training_learns_the_circle():
 
 
 def test_generic_path_with_dropout_and_batch_norm_learns():
-    layers = """layers = [
-  { type = "dense", units = 16, activation = "relu" },
-  { type = "batch_norm" },
-  { type = "dropout", rate = 0.1 },
-  { type = "dense", units = 1, activation = "tanh" },
-]"""
-    text = (
-        EXAMPLE[: EXAMPLE.index("layers = [")] + layers + EXAMPLE[EXAMPLE.index("\n[training]") :]
-    )
-    session = make(text, **{'"spiral"': '"circle"', "lr = 0.03": "lr = 0.05"})
+    layers = [
+        dense(16, "relu"),
+        '{ type = "batch_norm" }',
+        '{ type = "dropout", rate = 0.1 }',
+        dense(1, "tanh"),
+    ]
+    session = make(layers=layers, dataset="circle", optimizer='{ name = "sgd", lr = 0.05 }')
     assert session.fused is None
     first = session.evaluate("train")["loss"]
     session.run_epochs(15)
     assert session.evaluate("train")["loss"] < 0.6 * first
-    a, b = make(text, **{'"spiral"': '"circle"'}), make(text, **{'"spiral"': '"circle"'})
+    a, b = make(layers=layers, dataset="circle"), make(layers=layers, dataset="circle")
     a.run_steps(30)
     b.run_steps(30)
     assert a.model.theta.tobytes() == b.model.theta.tobytes()
 
 
 def test_float32_option_trains():
-    session = make(**{'init = "xavier_uniform"': 'init = "xavier_uniform"\ndtype = "float32"'})
+    session = make(dtype="float32")
     assert session.model.theta.dtype == np.float32
     session.run_steps(30)
     assert np.isfinite(session.history.steps.column("train_loss")).all()
@@ -282,21 +268,14 @@ def test_state_recorders_beyond_the_snapshot_buffer_and_by_hand(monkeypatch):
 
 
 def test_state_recorders_in_unfused_sessions_and_at_divergence():
-    last = '  { type = "dense", units = 1, activation = "tanh" },'
-    text = EXAMPLE.replace(last, '  { type = "dropout", rate = 0.0 },\n' + last)
-    unfused = make(text)
+    dropout = '{ type = "dropout", rate = 0.0 }'
+    unfused = make(layers=[dense(8, "tanh"), dense(8, "tanh"), dropout, dense(1, "tanh")])
     assert unfused.fused is None
     seen = []
     unfused.add_state_recorder(3, state_log(seen))
     unfused.run_steps(10)
     assert [s[0] for s in seen] == [3, 6, 9]
-    diverging = make(
-        **{
-            'units = 1, activation = "tanh"': 'units = 1, activation = "linear"',
-            'units = 8, activation = "tanh"': 'units = 8, activation = "relu"',
-            "lr = 0.03": "lr = 50.0",
-        }
-    )
+    diverging = make(**DIVERGING)
     steps = []
     diverging.add_state_recorder(1, lambda step, *_: steps.append(step))
     diverging.run_steps(50)

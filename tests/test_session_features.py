@@ -7,51 +7,32 @@ import textwrap
 import numpy as np
 import pytest
 
-from engine.experiment import parse_experiment
 from engine.registry import Registry, discover
-from engine.session import Session
+from tests.experiments import dense, small_session
 
-BASE = """
-schema = 1
-seed = 11
-[data]
-dataset = "circle"
-n = 120
-validation_fraction = 0.25
-[model]
-{model}
-[training]
-loss = "{loss}"
-optimizer = {optimizer}
-batch_size = 12
-epochs = 4
-{training}
-"""
-DENSE = """layers = [
-  { type = "dense", units = 6, activation = "tanh" },
-  { type = "dense", units = 1, activation = "tanh" },
-]"""
-
-
-def session(
-    model=DENSE,
+BASE = dict(
+    seed=11,
+    dataset="circle",
+    data="n = 120",
+    validation=0.25,
+    init=None,
     loss="mse",
     optimizer='{ name = "sgd", lr = 0.1 }',
-    training="",
-    registry=None,
-    data=None,
-    validation=0.25,
-):
-    text = BASE.format(model=model, loss=loss, optimizer=optimizer, training=training)
-    text = text.replace("validation_fraction = 0.25", f"validation_fraction = {validation}")
-    if data is not None:
-        text = text.replace('dataset = "circle"\nn = 120', data)
-    return Session(parse_experiment(text, registry), registry)
+    batch_size=12,
+    epochs=4,
+)
+DENSE = [dense(6, "tanh"), dense(1, "tanh")]
+
+
+def session(layers=DENSE, registry=None, **changes):
+    """A session of BASE with ``layers`` and some of its choices changed."""
+    return small_session(layers, registry=registry, **{**BASE, **changes})
 
 
 def test_mlp_architecture_builds_the_layers_and_picks_the_output():
     s = session(
-        model='architecture = { name = "mlp", depth = 3, width = 5, activation = "relu" }',
+        None,
+        architecture='{ name = "mlp", depth = 3, width = 5, activation = "relu" }',
         loss="bce",
     )
     assert [layer.hp["units"] for layer in s.model.layers] == [5, 5, 5, 1]
@@ -62,7 +43,7 @@ def test_mlp_architecture_builds_the_layers_and_picks_the_output():
 
 
 def test_step_schedule_changes_the_learning_rate_per_epoch():
-    s = session(training='schedule = { name = "step", step_size = 2, gamma = 0.5 }')
+    s = session(schedule='{ name = "step", step_size = 2, gamma = 0.5 }')
     s.run_epochs(4)
     assert [r["lr"] for r in s.history.epochs] == [0.1, 0.1, 0.05, 0.05]
 
@@ -91,13 +72,15 @@ def without_fast_paths(registry: Registry) -> Registry:
     ],
 )
 def test_fused_rules_agree_with_the_plugins_numpy_code(optimizer):
-    regs = (
-        'regularizers = [{ name = "l2", strength = 0.001 }, { name = "l1", strength = 0.0005 },'
-        ' { name = "clip_norm", max_norm = 0.5 }, { name = "weight_decay", decay = 0.01 }]'
-    )
+    regs = [
+        '{ name = "l2", strength = 0.001 }',
+        '{ name = "l1", strength = 0.0005 }',
+        '{ name = "clip_norm", max_norm = 0.5 }',
+        '{ name = "weight_decay", decay = 0.01 }',
+    ]
     registry = discover(safe_mode=True)
-    fast = session(optimizer=optimizer, training=regs, registry=registry)
-    slow = session(optimizer=optimizer, training=regs, registry=without_fast_paths(registry))
+    fast = session(optimizer=optimizer, regularizers=regs, registry=registry)
+    slow = session(optimizer=optimizer, regularizers=regs, registry=without_fast_paths(registry))
     assert fast.fused is not None and slow.fused is None
     fast.run_steps(25)
     slow.run_steps(25)
@@ -105,12 +88,11 @@ def test_fused_rules_agree_with_the_plugins_numpy_code(optimizer):
 
 
 def test_levenberg_marquardt_fits_a_curve_full_batch():
-    model = """layers = [
-  { type = "dense", units = 6, activation = "tanh" },
-  { type = "dense", units = 1, activation = "linear" },
-]"""
     s = session(
-        model=model, optimizer='"levenberg_marquardt"', data='dataset = "sine"\nn = 60\nnoise = 0.0'
+        [dense(6, "tanh"), dense(1, "linear")],
+        optimizer="levenberg_marquardt",
+        dataset="sine",
+        data="n = 60\nnoise = 0.0",
     )
     assert s.batch_size == len(s.x_train) and s.steps_per_epoch == 1
     start = s.evaluate("train")["loss"]
@@ -119,16 +101,12 @@ def test_levenberg_marquardt_fits_a_curve_full_batch():
 
 
 def test_image_shaped_digits_flow_through_flatten():
-    model = """layers = [
-  { type = "flatten" },
-  { type = "dense", units = 16, activation = "relu" },
-  { type = "dense", units = 10, activation = "linear" },
-]"""
     s = session(
-        model=model,
+        ['{ type = "flatten" }', dense(16, "relu"), dense(10, "linear")],
         loss="cross_entropy",
         optimizer='{ name = "adam", lr = 0.01 }',
-        data='dataset = "digits"\nshape = "image"',
+        dataset="digits",
+        data='shape = "image"',
     )
     assert s.data.input_shape == (1, 8, 8) and s.fused is None
     s.run_epochs(2)
@@ -142,10 +120,10 @@ def test_csv_regression_trains(tmp_path):
     path = tmp_path / "plane.csv"
     rows = "\n".join(f"{a},{b},{c}" for (a, b), c in zip(x, y, strict=True))
     path.write_text("a,b,y\n" + rows + "\n")
-    model = 'layers = [{ type = "dense", units = 1, activation = "linear" }]'
     s = session(
-        model=model,
-        data=f'dataset = "csv"\npath = "{path.as_posix()}"\ntarget = "y"',
+        [dense(1, "linear")],
+        dataset="csv",
+        data=f'path = "{path.as_posix()}"\ntarget = "y"',
         optimizer='{ name = "sgd", lr = 0.2 }',
     )
     assert s.data.task == "regression"
@@ -154,9 +132,8 @@ def test_csv_regression_trains(tmp_path):
 
 
 def test_a_wrong_output_width_is_a_clear_error():
-    model = 'layers = [{ type = "dense", units = 3, activation = "tanh" }]'
     with pytest.raises(Exception, match="units = 1"):
-        session(model=model)
+        session([dense(3, "tanh")])
 
 
 def test_a_new_process_loads_the_kernels_without_compiling():
@@ -174,14 +151,13 @@ def test_a_new_process_loads_the_kernels_without_compiling():
         print(misses)
     """)
     run = [sys.executable, "-c", script]
-    subprocess.run(run, check=True, capture_output=True)  # compiles if the cache is cold
-    result = subprocess.run(run, check=True, capture_output=True, text=True)
+    subprocess.run(run, check=True, capture_output=True, timeout=600)  # compiles on a cold cache
+    result = subprocess.run(run, check=True, capture_output=True, text=True, timeout=300)
     assert result.stdout.strip() == "0"
 
 
 def test_regression_without_validation_data():
-    model = 'layers = [{ type = "dense", units = 1, activation = "linear" }]'
-    s = session(model=model, data='dataset = "plane"\nn = 50', validation=0.0)
+    s = session([dense(1, "linear")], dataset="plane", data="n = 50", validation=0.0)
     assert s.data.task == "regression" and len(s.data.X_val) == 0
     assert s.targets_val.shape == (0, 1)
     s.run_epochs(2)
