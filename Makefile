@@ -23,6 +23,10 @@ run: install
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	mkdir -p $(VENV)/typecheck/gradient_lab
+	for folder in engine plugins app assets; do \
+	  ln -sfn "$(CURDIR)/$$folder" $(VENV)/typecheck/gradient_lab/$$folder; done
 	$(BIN)/mypy
 
 test: lint

@@ -10,12 +10,14 @@ drop-in ``.py`` file. Instances are created with validated hyperparameters: ``Ta
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-API_VERSION = 1
+API_VERSION = 2
+"""2: the import name is gradient_lab (``from gradient_lab.engine.plugin_api import ...``)."""
 
 KINDS = (
     "activation",
@@ -208,17 +210,19 @@ class Activation(Plugin):
         """y = f(z) on an array of any shape (compiled; row-wise plugins use forward_rows)."""
         if not self.elementwise:
             return self.forward_rows(z)
-        from engine.compiled import apply_activation
-
-        return apply_activation(self, z)
+        if _compiled_activations:
+            return _compiled_activations[0](self, z)
+        a, b = self.scalar_args()
+        return np.vectorize(self.f, otypes=[z.dtype])(z, a, b)
 
     def gradient(self, z: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         """dL/dz from dL/dy, for any shape."""
         if not self.elementwise:
             return self.backward_rows(z, y, dy)
-        from engine.compiled import activation_gradient
-
-        return activation_gradient(self, z, y, dy)
+        if _compiled_activations:
+            return _compiled_activations[1](self, z, y, dy)
+        a, b = self.scalar_args()
+        return dy * np.vectorize(self.df, otypes=[z.dtype])(z, y, a, b)
 
     def forward_rows(self, z: np.ndarray) -> np.ndarray:
         """Row-wise activations (``elementwise = False``) override this; last axis is the row."""
@@ -227,6 +231,16 @@ class Activation(Plugin):
     def backward_rows(self, z: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         """Row-wise activations override this: dL/dz given dL/dy."""
         raise NotImplementedError
+
+
+ActivationOnArrays = Callable[..., np.ndarray]
+_compiled_activations: list[ActivationOnArrays] = []
+
+
+def use_compiled_activations(apply: ActivationOnArrays, gradient: ActivationOnArrays) -> None:
+    """The engine's compute layer registers its compiled array loops here when it loads, so
+    this module needs no engine import; until then ``apply`` falls back to plain NumPy."""
+    _compiled_activations[:] = [apply, gradient]
 
 
 class Loss(Plugin):

@@ -2,7 +2,7 @@
 
 Add this line to your ``conftest.py``::
 
-    pytest_plugins = ["engine.testing"]
+    pytest_plugins = ["gradient_lab.engine.testing"]
 
 then ask for the ``plugin_check`` fixture in a test::
 
@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from engine.conformance import CheckReport, check_plugin
-from engine.registry import Registry, discover
+from gradient_lab.engine.loading.conformance import CheckReport, check_plugin
+from gradient_lab.engine.loading.discovery import discover
+from gradient_lab.engine.loading.registry import Registry
 
 PluginCheck = Callable[..., CheckReport]
 

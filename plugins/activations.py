@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from engine.plugin_api import Activation, Param
+from gradient_lab.engine.plugin_api import Activation, Param
 
 
 class Linear(Activation):

@@ -1,6 +1,6 @@
 """Built-in architectures: models described by a few hyperparameters."""
 
-from engine.plugin_api import Architecture, Param
+from gradient_lab.engine.plugin_api import Architecture, Param
 
 
 class MLP(Architecture):

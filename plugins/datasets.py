@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.plugin_api import Dataset, Param, PluginError
+from gradient_lab.engine.plugin_api import Dataset, Param, PluginError
 
 TWO_PI = 2.0 * math.pi
 
@@ -347,7 +347,7 @@ class Polynomial(Dataset):
 @lru_cache(maxsize=1)
 def _digits_table() -> np.ndarray:
     """The shipped digits as an int array (1797, 65), read once per process."""
-    packed = importlib.resources.files("assets").joinpath("digits.csv.gz").read_bytes()
+    packed = importlib.resources.files("gradient_lab.assets").joinpath("digits.csv.gz").read_bytes()
     text = gzip.decompress(packed).decode("ascii")
     table = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.int64, ndmin=2)
     table.setflags(write=False)

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from engine.plugin_api import ActivationFusion, DenseFusion, Layer, Param, PluginError
+from gradient_lab.engine.plugin_api import ActivationFusion, DenseFusion, Layer, Param, PluginError
 
 ACTIVATION = Param("activation", "str", "linear", "activation applied to the output")
 ACTIVATION_PARAMS = Param("activation_params", "dict", {}, "the activation's own parameters")

@@ -6,7 +6,7 @@ finite differences and with the engine's inlined copies named by ``inline``).
 
 import numpy as np
 
-from engine.plugin_api import Loss, Param, PluginError
+from gradient_lab.engine.plugin_api import Loss, Param, PluginError
 
 
 class MSE(Loss):

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from engine.plugin_api import Metric, Param, PluginError
+from gradient_lab.engine.plugin_api import Metric, Param, PluginError
 
 AVERAGE = Param(
     "average",

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from engine.plugin_api import Objective, Param
+from gradient_lab.engine.plugin_api import Objective, Param
 
 
 def _matrix(a: float, b: float, c: float, d: float) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.plugin_api import Optimizer, OptimizerContext, Param, PluginError
+from gradient_lab.engine.plugin_api import Optimizer, OptimizerContext, Param, PluginError
 
 State = dict[str, np.ndarray]
 

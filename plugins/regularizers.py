@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.plugin_api import Param, Regularizer
+from gradient_lab.engine.plugin_api import Param, Regularizer
 
 
 def _strength(help_text: str) -> Param:

@@ -7,7 +7,7 @@ and lets the app plot the whole schedule in advance.
 
 import math
 
-from engine.plugin_api import LRSchedule, Param
+from gradient_lab.engine.plugin_api import LRSchedule, Param
 
 PER = Param(
     "per", "str", "epoch", "count t in epochs or in optimizer steps", choices=("epoch", "step")

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from engine.plugin_api import Layer, Param, PluginError
+from gradient_lab.engine.plugin_api import Layer, Param, PluginError
 
 
 class NTKDense(Layer):

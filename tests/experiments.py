@@ -1,7 +1,7 @@
 """Small experiments for tests: TOML text from a few choices, checked edits, and sessions."""
 
-from engine.experiment import parse_experiment
-from engine.session import Session
+from gradient_lab.engine.training.experiment import parse_experiment
+from gradient_lab.engine.training.session import Session
 
 
 def dense(units, activation="tanh", **options):

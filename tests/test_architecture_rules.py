@@ -1,23 +1,24 @@
-"""The import rules of the design guide: engine/ and plugins/ stay free of Qt, and plugins/ use
-only the public plugin API, NumPy, Numba, math and the few standard modules datasets need."""
+"""The import rules of the design guide, all in this file: the engine's layers import only
+downwards and never the app or Qt (import-linter contracts in pyproject.toml, checked here), the
+plugins use only the public plugin API, NumPy, Numba, math and the few standard modules datasets
+need, and the package installs under the single import name gradient_lab."""
 
 import ast
 import json
-import os
+import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-GUI_MODULES = ("PySide6", "PySide2", "PyQt5", "PyQt6", "shiboken6", "qtpy", "pyqtgraph", "app")
-# The command line opens the window when asked; it may do so with an import inside the function
-# that launches it (never at module level), so importing the engine still pulls in no Qt.
-LAZY_LAUNCHERS = {("engine/cli.py", "app.main")}
+PYPROJECT = ROOT / "pyproject.toml"
+GUI_MODULES = ("PySide6", "PySide2", "PyQt5", "PyQt6", "shiboken6", "qtpy", "pyqtgraph")
 PLUGIN_ALLOWED = (
-    "engine.plugin_api",
+    "gradient_lab.engine.plugin_api",
     "numpy",
     "numba",
     "math",
@@ -34,7 +35,7 @@ PLUGIN_ALLOWED = (
 
 
 def sources(folder: str) -> list[Path]:
-    return sorted((ROOT / folder).glob("*.py"))
+    return sorted((ROOT / folder).rglob("*.py"))
 
 
 def rel(path: Path) -> str:
@@ -58,18 +59,6 @@ def is_within(module: str, packages: tuple[str, ...]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in packages)
 
 
-def gui_violations(path: Path) -> list[str]:
-    found = []
-    for line, module, names, at_top in imports(path):
-        targets = [module] + [f"{module}.{n}" for n in names]
-        if not any(is_within(t, GUI_MODULES) for t in targets):
-            continue
-        if not at_top and (rel(path), module) in LAZY_LAUNCHERS:
-            continue
-        found.append(f"{rel(path)}:{line} imports {module}")
-    return found
-
-
 def plugin_violations(path: Path) -> list[str]:
     found = []
     for line, module, names, _ in imports(path):
@@ -79,11 +68,6 @@ def plugin_violations(path: Path) -> list[str]:
             continue  # from importlib import resources; from engine import plugin_api
         found.append(f"{rel(path)}:{line} imports {module}")
     return found
-
-
-@pytest.mark.parametrize("path", sources("engine") + sources("plugins"), ids=rel)
-def test_no_gui_imports_in_engine_or_plugins(path):
-    assert gui_violations(path) == []
 
 
 @pytest.mark.parametrize("path", sources("plugins"), ids=rel)
@@ -103,34 +87,68 @@ def test_the_rules_see_imports_anywhere(tmp_path):
     )
     found = [module for _, module, _, _ in imports(sample)]
     assert found == ["numpy", "engine", "pyqtgraph", "."]
-    assert is_within("PySide6.QtCore", GUI_MODULES) and not is_within("appdirs", GUI_MODULES)
+    assert [m for m in found if not is_within(m, PLUGIN_ALLOWED)] == ["engine", "pyqtgraph", "."]
 
 
 IMPORT_EVERYTHING = """
 import importlib, json, pkgutil, sys
-import engine, plugins
+import gradient_lab.engine, gradient_lab.plugins
 failed = {}
-for package in (engine, plugins):
-    for info in pkgutil.iter_modules(package.__path__):
-        name = f"{package.__name__}.{info.name}"
+for package in (gradient_lab.engine, gradient_lab.plugins):
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if info.name.endswith(".__main__"):
+            continue  # runs the command line
         try:
-            importlib.import_module(name)
+            importlib.import_module(info.name)
         except Exception as exc:
-            failed[name] = f"{type(exc).__name__}: {exc}"
-gui = sorted(m for m in sys.modules if m.split(".")[0] in GUI)
+            failed[info.name] = f"{type(exc).__name__}: {exc}"
+gui = sorted(m for m in sys.modules if m.split(".")[0] in GUI or m.startswith("gradient_lab.app"))
 print(json.dumps({"failed": failed, "gui": gui}))
 """
 
 
 def test_importing_engine_and_plugins_loads_no_qt():
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    )
     code = f"GUI = {GUI_MODULES!r}\n" + IMPORT_EVERYTHING
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["failed"] == {}
     assert result["gui"] == []
+
+
+def test_the_engines_layers_and_the_app_boundary_hold():
+    """import-linter's contracts (pyproject.toml): layers import downwards only, no cycles between
+    sibling modules, and the engine never imports the app, Qt or pyqtgraph."""
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    kept = re.search(r"Contracts: (\d+) kept, (\d+) broken", done.stdout)
+    assert kept and int(kept.group(1)) >= 3 and kept.group(2) == "0", done.stdout
+
+
+def test_every_package_folder_installs_under_gradient_lab():
+    """Each folder with an __init__.py is listed in pyproject.toml as gradient_lab.<folder path>,
+    so an installed copy has every module and no top-level engine, app or plugins."""
+    config = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["setuptools"]
+    folders = {"engine", "plugins", "app", "assets"}
+    expected = {
+        "gradient_lab." + init.parent.relative_to(ROOT).as_posix().replace("/", ".")
+        for top in folders
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert set(config["packages"]) == expected
+    assert config["package-dir"] == {f"gradient_lab.{top}": top for top in folders}
+
+
+@pytest.mark.parametrize("folder", ["engine", "plugins", "app", "assets"])
+def test_a_folder_imported_under_its_bare_name_says_which_name_to_use(folder):
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {folder}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert f"write `import gradient_lab.{folder}`" in done.stderr.strip().splitlines()[-1]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from engine.cli import main
+from gradient_lab.engine.cli.main import main
 
 KEYS = {"workload", "unit", "value", "compile_s", "peak_rss_mb"}
 WORKLOADS = ["W1 playground", "W1 + health", "W2 digits MLP", "W5 landscape"]

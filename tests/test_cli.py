@@ -2,13 +2,14 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from engine.cli import default_experiment_path, main
+from gradient_lab.engine.cli.main import default_experiment_path, main
 from tests.experiments import dense, edit, experiment_text
 
 CHOICES = dict(
@@ -115,7 +116,7 @@ def test_bad_experiment_exits_2_with_one_line(experiment, tmp_path, capsys, text
 
 def test_missing_file_is_a_clear_error_in_a_real_process(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", str(tmp_path / "nope.toml")],
+        [sys.executable, "-m", "gradient_lab.engine.cli.main", "run", str(tmp_path / "nope.toml")],
         capture_output=True,
         text=True,
         check=False,
@@ -245,3 +246,23 @@ def test_landscape_pca_without_a_trajectory_is_a_clear_error(experiment, tmp_pat
     assert run("run", experiment, "--out", tmp_path, "--steps", 2, "--quiet") == 0
     code = run("landscape", experiment, "--params", tmp_path / "params.npz", "--mode", "pca")
     assert code == 2 and "trajectory" in capsys.readouterr().err
+
+
+def test_training_works_beside_other_distributions_top_level_engine_and_app(experiment, tmp_path):
+    """PyPI's `app` and any package with a top-level `engine` install those names into
+    site-packages; Gradient Lab lives under gradient_lab only, so it never picks theirs up.
+    Their folders come first on the path here, which shadows harder than an install would."""
+    site = tmp_path / "site"
+    for name in ("engine", "app", "plugins", "assets"):
+        (site / name).mkdir(parents=True)
+        (site / name / "__init__.py").write_text("")
+    (site / "engine" / "kernels.py").write_text("NOTHING = 'a different distribution'\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "gradient_lab.engine.cli", "run", str(experiment),
+         "--epochs", "2", "--quiet", "--out", str(tmp_path / "out")],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["epochs"] == 2

@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from engine.conformance import CheckReport, check_plugin
-from engine.plugin_api import Activation, Layer, Loss, Optimizer, Param
-from engine.registry import discover
+from gradient_lab.engine.loading.conformance import CheckReport, check_plugin
+from gradient_lab.engine.loading.discovery import discover
+from gradient_lab.engine.plugin_api import Activation, Layer, Loss, Optimizer, Param
 
-pytest_plugins = ["engine.testing"]
+pytest_plugins = ["gradient_lab.engine.testing"]
 
 REGISTRY = discover(safe_mode=True)
 SINE = "sin"  # looked up by name at run time: plain Python, but nothing Numba can compile

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from engine.conformance import check_plugin
-from engine.plugin_api import Activation, Layer, Loss
-from engine.registry import discover
+from gradient_lab.engine.loading.conformance import check_plugin
+from gradient_lab.engine.loading.discovery import discover
+from gradient_lab.engine.plugin_api import Activation, Layer, Loss
 
 REGISTRY = discover(safe_mode=True)
 OFF = 1.0 + 1e-4  # the relative error of the nearly right plugins

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.data import split_data
-from engine.plugin_api import PluginError
-from plugins.datasets import CsvFile
+from gradient_lab.engine.plugin_api import PluginError
+from gradient_lab.engine.training.data import split_data
+from gradient_lab.plugins.datasets import CsvFile
 
 
 def write(tmp_path, text: str, name: str = "data.csv", encoding: str = "utf-8") -> str:

@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from engine import curvature, kernels
-from engine.curvature import (
+from gradient_lab.engine.compute import kernels
+from gradient_lab.engine.instruments import curvature
+from gradient_lab.engine.instruments.curvature import (
     EXACT,
     FINITE_DIFFERENCES,
     HessianOperator,
@@ -21,10 +22,10 @@ from engine.curvature import (
     spectrum,
     top_eigenvectors,
 )
-from engine.evaluation import Evaluator
-from engine.plugin_api import Activation, Layer, Loss
-from engine.registry import default_registry, discover
-from plugins.layers import Dense
+from gradient_lab.engine.loading.discovery import default_registry, discover
+from gradient_lab.engine.plugin_api import Activation, Layer, Loss
+from gradient_lab.engine.training.evaluation import Evaluator
+from gradient_lab.plugins.layers import Dense
 from tests.experiments import dense, small_session
 
 session = small_session

@@ -7,9 +7,9 @@ import importlib.resources
 import numpy as np
 import pytest
 
-import plugins.datasets as datasets
-from engine.plugin_api import Dataset, Param, PluginError
-from engine.registry import contract_problems
+import gradient_lab.plugins.datasets as datasets
+from gradient_lab.engine.loading.registry import contract_problems
+from gradient_lab.engine.plugin_api import Dataset, Param, PluginError
 
 ALL = datasets.PLUGINS
 GENERATED = [c for c in ALL if c.name not in ("digits", "csv")]
@@ -259,7 +259,7 @@ def test_digits_generate_returns_fresh_arrays():
 
 
 def test_digits_attribution_ships_with_the_data():
-    folder = importlib.resources.files("assets")
+    folder = importlib.resources.files("gradient_lab.assets")
     text = folder.joinpath("DIGITS_ATTRIBUTION.txt").read_text(encoding="utf-8")
     assert "Alpaydin" in text and "Kaynak" in text and "CC BY 4.0" in text
     assert folder.joinpath("digits.csv.gz").is_file()

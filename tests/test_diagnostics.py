@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.diagnostics import (
+from gradient_lab.engine.files import load_npz
+from gradient_lab.engine.instruments.diagnostics import (
     PARAMETER_STATS,
     Bins,
     HealthRecorder,
@@ -17,11 +18,10 @@ from engine.diagnostics import (
     save_npz,
     signal_propagation,
 )
-from engine.evaluation import eval_data
-from engine.experiment import parse_experiment
-from engine.files import load_npz
-from engine.registry import discover
-from engine.session import Session
+from gradient_lab.engine.loading.discovery import discover
+from gradient_lab.engine.training.evaluation import eval_data
+from gradient_lab.engine.training.experiment import parse_experiment
+from gradient_lab.engine.training.session import Session
 from tests.experiments import dense, experiment_text
 
 REGISTRY = discover(safe_mode=True)

@@ -5,8 +5,8 @@ shuffling setting, and `shuffle = false` meaning the file's order."""
 import numpy as np
 import pytest
 
-from engine.experiment import parse_experiment
-from engine.session import Session
+from gradient_lab.engine.training.experiment import parse_experiment
+from gradient_lab.engine.training.session import Session
 from tests.experiments import dense, experiment_text
 
 LAYERS = [dense(5, "tanh"), dense(1, "tanh")]

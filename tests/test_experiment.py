@@ -11,11 +11,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import plugins.activations
-import plugins.architectures
-import plugins.layers
-import plugins.losses
-from engine.experiment import (
+import gradient_lab.plugins.activations
+import gradient_lab.plugins.architectures
+import gradient_lab.plugins.layers
+import gradient_lab.plugins.losses
+from gradient_lab.engine.loading.discovery import default_registry
+from gradient_lab.engine.loading.registry import Registry
+from gradient_lab.engine.plugin_api import (
+    Dataset,
+    Initializer,
+    LRSchedule,
+    Metric,
+    Optimizer,
+    Param,
+    PluginError,
+    Regularizer,
+)
+from gradient_lab.engine.training.experiment import (
     DataSpec,
     Experiment,
     ExperimentError,
@@ -29,17 +41,6 @@ from engine.experiment import (
     save_experiment,
     toml_dumps,
 )
-from engine.plugin_api import (
-    Dataset,
-    Initializer,
-    LRSchedule,
-    Metric,
-    Optimizer,
-    Param,
-    PluginError,
-    Regularizer,
-)
-from engine.registry import Registry, default_registry
 from tests.experiments import dense as dense_layer
 from tests.experiments import edit, experiment_text
 
@@ -129,7 +130,12 @@ TOYS = [ToySpiral, ToyFile, ToyXavier, ToySGD, ToyAdam, ToyL2, ToyStep, ToyAccur
 
 def toy_registry() -> Registry:
     registry = Registry()
-    for module in (plugins.activations, plugins.losses, plugins.layers, plugins.architectures):
+    for module in (
+        gradient_lab.plugins.activations,
+        gradient_lab.plugins.losses,
+        gradient_lab.plugins.layers,
+        gradient_lab.plugins.architectures,
+    ):
         registry.add_module(module, "builtin", module.__name__)
     registry.add_module(TOYS, "builtin", "test")
     assert not registry.failures(), registry.failures()
@@ -179,7 +185,7 @@ def test_example_loads_with_the_expected_values():
 
 
 def test_default_asset_is_the_example_with_a_comment():
-    path = Path(str(files("assets").joinpath("default_experiment.toml")))
+    path = Path(str(files("gradient_lab.assets").joinpath("default_experiment.toml")))
     text = path.read_text(encoding="utf-8")
     assert text.startswith("#")
     assert load_experiment(path, REGISTRY) == EXPECTED
@@ -187,7 +193,9 @@ def test_default_asset_is_the_example_with_a_comment():
 
 def test_example_loads_with_the_default_registry():
     assert parse_experiment(EXAMPLE) == EXPECTED
-    assert load_experiment(Path(str(files("assets").joinpath("default_experiment.toml"))))
+    assert load_experiment(
+        Path(str(files("gradient_lab.assets").joinpath("default_experiment.toml")))
+    )
 
 
 def test_architecture_regularizers_schedule_with_the_default_registry():

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-import plugins.datasets as datasets
-from engine.data import (
+import gradient_lab.plugins.datasets as datasets
+from gradient_lab.engine.plugin_api import Dataset, PluginError
+from gradient_lab.engine.training.data import (
     FEATURE_ALIASES,
     FEATURES,
     DataSplit,
@@ -17,7 +18,6 @@ from engine.data import (
     n_outputs,
     split_data,
 )
-from engine.plugin_api import Dataset, PluginError
 
 POINTS = np.array([[1.0, 2.0], [-0.5, 3.0], [0.0, -1.5]])
 

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from engine.plugin_api import Param, PluginError
-from plugins.initializers import PLUGINS
+from gradient_lab.engine.plugin_api import Param, PluginError
+from gradient_lab.plugins.initializers import PLUGINS
 
 FAN_IN, FAN_OUT = 50, 30
 SHAPE = (400, 500)  # 200k draws: the sample std is within ~0.5% of the true one

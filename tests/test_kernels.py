@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from engine import kernels
+from gradient_lab.engine.compute import kernels
 
 
 def apply(code, z):

@@ -4,9 +4,9 @@ sessions, filter norms, PCA of planar and random paths, coarse-to-fine, cancel, 
 import numpy as np
 import pytest
 
-from engine import landscape as ls
-from engine.evaluation import Evaluator
-from engine.files import load_npz
+from gradient_lab.engine.files import load_npz
+from gradient_lab.engine.instruments import landscape as ls
+from gradient_lab.engine.training.evaluation import Evaluator
 from tests.experiments import dense, small_session
 
 SPIRAL = dict(

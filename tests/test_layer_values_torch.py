@@ -4,8 +4,8 @@ backward, running statistics and evaluation mode, in float64 from the same input
 import numpy as np
 import pytest
 
-from engine.plugin_api import BuildContext
-from engine.registry import default_registry
+from gradient_lab.engine.loading.discovery import default_registry
+from gradient_lab.engine.plugin_api import BuildContext
 
 torch = pytest.importorskip("torch")  # in CI a skip fails the run (tests/conftest.py)
 

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-import plugins.metrics as metrics
-from engine.plugin_api import Metric, PluginError
-from engine.registry import contract_problems
-from plugins.metrics import (
+import gradient_lab.plugins.metrics as metrics
+from gradient_lab.engine.loading.registry import contract_problems
+from gradient_lab.engine.plugin_api import Metric, PluginError
+from gradient_lab.plugins.metrics import (
     F1,
     MAE,
     MSE,

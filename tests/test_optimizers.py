@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from engine import kernels
-from engine.plugin_api import OptimizerContext, Param, PluginError
-from plugins.optimizers import PLUGINS, LevenbergMarquardt
+from gradient_lab.engine.compute import kernels
+from gradient_lab.engine.plugin_api import OptimizerContext, Param, PluginError
+from gradient_lab.plugins.optimizers import PLUGINS, LevenbergMarquardt
 
 FIRST_ORDER = [cls for cls in PLUGINS if not cls.needs_context]
 

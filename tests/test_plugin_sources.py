@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.conformance import check_name, check_path, check_plugin
-from engine.registry import ENV_PLUGINS_DIR, discover
+from gradient_lab.engine.loading.conformance import check_name, check_path, check_plugin
+from gradient_lab.engine.loading.discovery import discover
+from gradient_lab.engine.loading.registry import ENV_PLUGINS_DIR
 
 HERE = Path(__file__).parent
 DROPINS = HERE / "dropins"
@@ -48,7 +49,7 @@ def test_check_path_on_a_dropin_file():
 
 CHECK_IN_NEW_PROCESS = """
 import sys
-from engine.conformance import check_path
+from gradient_lab.engine.loading.conformance import check_path
 [(record, report)] = check_path(sys.argv[1])
 print(report.describe(only_failures=True))
 sys.exit(0 if report.passed else 1)
@@ -133,7 +134,7 @@ def test_safe_mode_loads_builtins_only():
 
 def test_name_clash_keeps_the_builtin(tmp_path):
     (tmp_path / "my_tanh.py").write_text(
-        "from engine.plugin_api import Activation\n\n\n"
+        "from gradient_lab.engine.plugin_api import Activation\n\n\n"
         "class MyTanh(Activation):\n"
         '    name = "tanh"\n'
         '    formula = "f(x) = x"\n'
@@ -170,3 +171,17 @@ def test_a_dropin_that_fails_its_check_is_listed_and_skipped():
     assert record.status == "failed" and "failed its check: derivative" in record.error
     assert "wrong_slope" not in registry.names("activation")
     assert "fine_cube" in registry.names("activation")
+
+
+def test_a_dropin_written_for_the_old_import_name_says_which_import_to_write(tmp_path):
+    text = (DROPINS / "good_softsign.py").read_text()
+    assert "from gradient_lab.engine.plugin_api import" in text
+    (tmp_path / "old_style.py").write_text(text.replace("gradient_lab.engine.", "engine."))
+    registry = discover(plugins_dir=tmp_path)
+    [failed] = [r for r in registry.records if r.origin == str(tmp_path / "old_style.py")]
+    assert failed.status == "failed"
+    assert failed.error == (
+        "written for plugin API 1 (imports 'engine'): write "
+        "`from gradient_lab.engine.plugin_api import ...` instead of "
+        "`from engine.plugin_api import ...` (plugin API 2)"
+    )

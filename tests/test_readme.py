@@ -3,8 +3,8 @@
 import re
 from pathlib import Path
 
-from engine.conformance import check_path
-from engine.experiment import parse_experiment
+from gradient_lab.engine.loading.conformance import check_path
+from gradient_lab.engine.training.experiment import parse_experiment
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from engine import kernels
-from engine.plugin_api import Param
-from plugins.regularizers import PLUGINS
+from gradient_lab.engine.compute import kernels
+from gradient_lab.engine.plugin_api import Param
+from gradient_lab.plugins.regularizers import PLUGINS
 
 
 def by_name(name: str) -> type:

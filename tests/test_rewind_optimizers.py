@@ -8,8 +8,8 @@ it exactly, whether the rewind restores a checkpoint directly or replays steps f
 import numpy as np
 import pytest
 
-from engine.experiment import parse_experiment
-from engine.session import Session
+from gradient_lab.engine.training.experiment import parse_experiment
+from gradient_lab.engine.training.session import Session
 from tests.experiments import dense, experiment_text
 
 STATEFUL = {

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from engine.plugin_api import Param
-from plugins.schedules import PLUGINS
+from gradient_lab.engine.plugin_api import Param
+from gradient_lab.plugins.schedules import PLUGINS
 
 BASE = 0.1
 EPOCHS = range(61)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from engine.history import ThinningLog
-from engine.session import SessionError
+from gradient_lab.engine.training.history import ThinningLog
+from gradient_lab.engine.training.session import SessionError
 from tests.experiments import dense, small_session
 
 EXAMPLE = dict(

@@ -7,7 +7,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from engine.registry import Registry, discover
+from gradient_lab.engine.loading.discovery import discover
+from gradient_lab.engine.loading.registry import Registry
 from tests.experiments import dense, small_session
 
 BASE = dict(
@@ -138,10 +139,10 @@ def test_a_wrong_output_width_is_a_clear_error():
 
 def test_a_new_process_loads_the_kernels_without_compiling():
     script = textwrap.dedent("""
-        from engine.cli import default_experiment_path
-        from engine.experiment import load_experiment
-        from engine.session import Session
-        from engine import kernels
+        from gradient_lab.engine.cli.main import default_experiment_path
+        from gradient_lab.engine.training.experiment import load_experiment
+        from gradient_lab.engine.training.session import Session
+        from gradient_lab.engine.compute import kernels
         s = Session(load_experiment(default_experiment_path()))
         s.run_steps(5)
         s.step_batch()

@@ -8,7 +8,8 @@ from pathlib import Path
 import numba.core.config
 from hypothesis import settings
 
-from engine.registry import discover, plugin_folders
+from gradient_lab.engine.loading.discovery import discover
+from gradient_lab.engine.loading.registry import plugin_folders
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent

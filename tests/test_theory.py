@@ -6,13 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from engine.conformance import check_plugin
-from engine.experiment import parse_experiment
-from engine.files import load_npz
-from engine.plugin_api import Objective
-from engine.registry import discover
-from engine.session import Session
-from engine.theory import (
+from gradient_lab.engine.files import load_npz
+from gradient_lab.engine.instruments.theory import (
     TARGETS,
     NTKTracker,
     approximation_sweep,
@@ -29,6 +24,11 @@ from engine.theory import (
     run_optimizer,
     save_npz,
 )
+from gradient_lab.engine.loading.conformance import check_plugin
+from gradient_lab.engine.loading.discovery import discover
+from gradient_lab.engine.plugin_api import Objective
+from gradient_lab.engine.training.experiment import parse_experiment
+from gradient_lab.engine.training.session import Session
 from tests.experiments import dense, experiment_text
 
 REGISTRY = discover(safe_mode=True)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from engine.experiment import parse_experiment
-from engine.session import Session
+from gradient_lab.engine.training.experiment import parse_experiment
+from gradient_lab.engine.training.session import Session
 
 torch = pytest.importorskip("torch")
 

@@ -1,6 +1,6 @@
 """A drop-in activation: copy a file like this into the plugins folder and it is loaded."""
 
-from engine.plugin_api import Activation
+from gradient_lab.engine.plugin_api import Activation
 
 
 class Softsign(Activation):

@@ -1,6 +1,6 @@
 """Two drop-ins that break the contract: each must be recorded as failed with its reason."""
 
-from engine.plugin_api import Activation, Param
+from gradient_lab.engine.plugin_api import Activation, Param
 
 
 class FromTheFuture(Activation):

@@ -1,6 +1,6 @@
 """A valid drop-in next to broken ones: it must load although its neighbours fail."""
 
-from engine.plugin_api import Activation
+from gradient_lab.engine.plugin_api import Activation
 
 
 class FineCube(Activation):

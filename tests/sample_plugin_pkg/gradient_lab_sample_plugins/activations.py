@@ -2,7 +2,7 @@
 
 import math
 
-from engine.plugin_api import Activation, Param
+from gradient_lab.engine.plugin_api import Activation, Param
 
 
 class SampleSwishBeta(Activation):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.plugin_api import Dataset, PluginError
+from gradient_lab.engine.plugin_api import Dataset, PluginError
 
 Feature = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

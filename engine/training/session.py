@@ -13,18 +13,28 @@ from typing import Any
 
 import numpy as np
 
-from engine import kernels
-from engine.compiled import warm_up
-from engine.data import DataSplit, split_data
-from engine.events import Events
-from engine.experiment import Experiment
-from engine.fused import FusedNet, inline_rules, loss_hp, optimizer_hp_vector
-from engine.history import History
-from engine.model import Model
-from engine.plugin_api import OptimizerContext, PluginError
-from engine.registry import Registry, default_registry
-from engine.snapshots import Snapshots, StateRecorder
-from engine.targets import TargetCoding, choose_output_activation, target_coding
+from gradient_lab.engine.compute import kernels
+from gradient_lab.engine.compute.fused import (
+    FusedNet,
+    inline_rules,
+    loss_hp,
+    optimizer_hp_vector,
+    warm_up,
+)
+from gradient_lab.engine.loading.discovery import default_registry
+from gradient_lab.engine.loading.registry import Registry
+from gradient_lab.engine.model import Model
+from gradient_lab.engine.plugin_api import OptimizerContext, PluginError
+from gradient_lab.engine.training.data import DataSplit, split_data
+from gradient_lab.engine.training.events import Events
+from gradient_lab.engine.training.experiment import Experiment
+from gradient_lab.engine.training.history import History
+from gradient_lab.engine.training.snapshots import Snapshots, StateRecorder
+from gradient_lab.engine.training.targets import (
+    TargetCoding,
+    choose_output_activation,
+    target_coding,
+)
 
 
 class SessionError(PluginError):

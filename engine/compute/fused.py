@@ -1,19 +1,28 @@
 """The compiled path for stacks of dense and activation layers.
 
-``FusedNet`` describes such a model to ``engine.kernels`` and owns the work buffers, so a session
-can run one phase at a time or many steps in one compiled call with the same arithmetic.
+``FusedNet`` describes such a model to the kernels and owns the work buffers, so a session can
+run one phase at a time or many steps in one compiled call with the same arithmetic; ``warm_up``
+compiles them ahead with visible progress.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from engine import kernels
-from engine.compiled import activation_args
-from engine.model import Model
-from engine.plugin_api import ActivationFusion, DenseFusion, Loss, Optimizer, Regularizer
+from gradient_lab.engine.compute import kernels
+from gradient_lab.engine.compute.activations import activation_args
+from gradient_lab.engine.model import Model
+from gradient_lab.engine.plugin_api import (
+    ActivationFusion,
+    DenseFusion,
+    Loss,
+    Optimizer,
+    Regularizer,
+)
 
 
 def inline_rules(
@@ -300,3 +309,24 @@ class FusedNet:
             ("optimizer update", optimizer),
             ("activations", activations),
         ]
+
+
+CompileProgress = Callable[[str, int, int], None]
+
+
+def warm_up(
+    progress: CompileProgress | None = None, dtype: Any = np.float64, blas_above: int | None = None
+) -> float:
+    """Compile (or load from the disk cache) every kernel for ``dtype``, in the variant with or
+    without BLAS (``kernels.matmul``); return the seconds taken.
+
+    ``progress(kernel_name, done, total)`` is called before each kernel and once at the end."""
+    started = time.perf_counter()
+    steps = FusedNet.warm_up_steps(dtype, blas_above)
+    for done, (label, run) in enumerate(steps):
+        if progress is not None:
+            progress(label, done, len(steps))
+        run()
+    if progress is not None:
+        progress("done", len(steps), len(steps))
+    return time.perf_counter() - started

@@ -17,8 +17,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from engine.cli_lab import LabError, add_lab_commands, run_lab_command, steps_to_train
-from engine.plugin_api import KINDS, PluginError
+from gradient_lab.engine.cli.lab import LabError, add_lab_commands, run_lab_command, steps_to_train
+from gradient_lab.engine.plugin_api import KINDS, PluginError
 
 EXIT_USER_ERROR = 2
 
@@ -76,13 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _registry(args: argparse.Namespace) -> Any:
-    from engine.registry import discover
+    from gradient_lab.engine.loading.discovery import discover
 
     return discover(plugins_dir=args.plugins_dir, safe_mode=args.safe_mode)
 
 
 def default_experiment_path() -> Path:
-    return Path(str(files("assets").joinpath("default_experiment.toml")))
+    return Path(str(files("gradient_lab.assets").joinpath("default_experiment.toml")))
 
 
 # ----------------------------------------------------------------------------------------- run
@@ -109,9 +109,9 @@ def _progress_printer(quiet: bool) -> Any:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from engine.experiment import load_experiment
-    from engine.files import load_npz
-    from engine.session import Session
+    from gradient_lab.engine.files import load_npz
+    from gradient_lab.engine.training.experiment import load_experiment
+    from gradient_lab.engine.training.session import Session
 
     registry = _registry(args)
     experiment = load_experiment(args.experiment, registry)
@@ -208,8 +208,8 @@ def _scalar_text(value: Any) -> str:
 
 
 def write_outputs(session: Any, out: Path, compile_s: float, train_s: float) -> None:
-    from engine.experiment import experiment_to_toml
-    from engine.files import atomic_save_npz, atomic_write_text
+    from gradient_lab.engine.files import atomic_save_npz, atomic_write_text
+    from gradient_lab.engine.training.experiment import experiment_to_toml
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "history.csv", history_csv(session))
@@ -265,7 +265,7 @@ def command_plugins(args: argparse.Namespace) -> int:
 
 
 def _command_check(args: argparse.Namespace, registry: Any) -> int:
-    from engine.conformance import check_name, check_path, check_plugin
+    from gradient_lab.engine.loading.conformance import check_name, check_path, check_plugin
 
     target = args.target
     if target is None:
@@ -297,7 +297,7 @@ def _command_check(args: argparse.Namespace, registry: Any) -> int:
 def command_default(args: argparse.Namespace) -> int:
     """Open the app; without a display toolkit, train the default experiment headless."""
     try:
-        from app.main import main as app_main
+        from gradient_lab.app.main import main as app_main
     except ImportError:
         app_main = None
     if app_main is not None:
@@ -330,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if lab is not None:
             return lab
         if args.command == "bench":
-            from engine.bench import command_bench
+            from gradient_lab.engine.cli.bench import command_bench
 
             return command_bench(args)
         return command_default(args)

@@ -23,7 +23,14 @@ from typing import Any
 
 import platformdirs
 
-from engine.plugin_api import API_VERSION, KIND_BASES, KINDS, Param, Plugin, PluginError
+from gradient_lab.engine.plugin_api import (
+    API_VERSION,
+    KIND_BASES,
+    KINDS,
+    Param,
+    Plugin,
+    PluginError,
+)
 
 ENTRY_POINT_GROUP = "gradient_lab.plugins"
 BUILTIN_DIST = "gradient-lab"
@@ -58,6 +65,19 @@ def user_plugins_dir() -> Path:
 def one_line(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def old_import_hint(exc: BaseException) -> str:
+    """The fix for a plugin written for API version 1, which imported the top-level ``engine``
+    (now ``gradient_lab.engine``); empty for any other failure."""
+    name = getattr(exc, "name", None) or ""
+    if not isinstance(exc, ImportError) or name.split(".")[0] != "engine":
+        return ""
+    return (
+        f"written for plugin API 1 (imports {name!r}): write "
+        "`from gradient_lab.engine.plugin_api import ...` instead of "
+        f"`from engine.plugin_api import ...` (plugin API {API_VERSION})"
+    )
 
 
 def contract_problems(cls: Any) -> list[str]:
@@ -220,33 +240,6 @@ def _load_entry_points(registry: Registry, safe_mode: bool) -> None:
         registry.add_module(loaded, source, ep.value)
 
 
-def _load_builtins_from_tree(registry: Registry) -> None:
-    """When the distribution is not installed (a source checkout), load the built-in modules."""
-    for module_name in BUILTIN_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:
-            registry.fail(module_name, "module", "builtin", module_name, one_line(exc))
-            continue
-        registry.add_module(module, "builtin", module_name)
-
-
-BUILTIN_MODULES = (
-    "plugins.activations",
-    "plugins.losses",
-    "plugins.optimizers",
-    "plugins.initializers",
-    "plugins.regularizers",
-    "plugins.schedules",
-    "plugins.layers",
-    "plugins.architectures",
-    "plugins.datasets",
-    "plugins.metrics",
-    "plugins.objectives",
-    "plugins.theory_layers",
-)
-
-
 def load_file(path: Path) -> ModuleType:
     """Import one drop-in file under a private module name (its own guard is the caller's)."""
     # A stable name: Numba's disk cache of a plugin's compiled functions records it.
@@ -274,9 +267,8 @@ def _load_folder(registry: Registry, folder: Path) -> None:
         try:
             module = load_file(path)
         except BaseException as exc:  # SystemExit in a drop-in must not end the app either
-            registry.fail(
-                path.stem, "module", "folder", str(path), one_line(exc), traceback.format_exc()
-            )
+            reason = old_import_hint(exc) or one_line(exc)
+            registry.fail(path.stem, "module", "folder", str(path), reason, traceback.format_exc())
             continue
         registry.add_module(module, "folder", str(path))
 
@@ -291,50 +283,11 @@ def plugin_folders(plugins_dir: str | Path | None) -> list[Path]:
     return [user_plugins_dir()]
 
 
-def discover(
-    plugins_dir: str | Path | None = None, safe_mode: bool = False, check: bool = True
-) -> Registry:
-    """Load every plugin from every source; failures are recorded, never raised."""
+def load_sources(plugins_dir: str | Path | None = None, safe_mode: bool = False) -> Registry:
+    """Load every plugin from every source, unchecked; failures are recorded, never raised."""
     registry = Registry()
-    if not any(_is_builtin(ep) for ep in _entry_points()):
-        _load_builtins_from_tree(registry)  # a source checkout: built-ins still come first
     _load_entry_points(registry, safe_mode)
     if not safe_mode:
         for folder in plugin_folders(plugins_dir):
             _load_folder(registry, folder)
-    if check:
-        check_third_party(registry)
     return registry
-
-
-def check_third_party(registry: Registry) -> None:
-    """Run the conformance check on every plugin not shipped with Gradient Lab; one that fails
-    (including its JIT compile) is taken out of use with the first failed item as its reason.
-    Built-ins are checked by the test suite instead, so start-up stays fast."""
-    from engine.conformance import check_plugin  # local: conformance uses this module
-
-    for record in registry.ok_records():
-        if record.source == "builtin":
-            continue
-        try:
-            report = check_plugin(record.cls, registry)
-        except Exception as exc:  # the check itself must never stop start-up
-            registry.mark_failed(record.kind, record.name, f"check crashed: {one_line(exc)}")
-            continue
-        failures = [item for item in report.items if not item.passed]
-        if failures:
-            first = failures[0]
-            registry.mark_failed(
-                record.kind, record.name, f"failed its check: {first.name}: {first.message}"
-            )
-
-
-_default: Registry | None = None
-
-
-def default_registry() -> Registry:
-    """A process-wide registry of the default sources, loaded on first use."""
-    global _default
-    if _default is None:
-        _default = discover()
-    return _default

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.plugin_api import BuildContext, Initializer, Layer, PluginError
+from gradient_lab.engine.plugin_api import BuildContext, Initializer, Layer, PluginError
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.files import atomic_save_npz
+from gradient_lab.engine.files import atomic_save_npz
 
 
 class LabError(Exception):
@@ -174,9 +174,9 @@ def prepare_session(
 
     ``train_from_params``: ``--params`` is the starting point of the training run (instruments
     that record along training) instead of the point to study."""
-    from engine.experiment import load_experiment
-    from engine.registry import discover
-    from engine.session import Session
+    from gradient_lab.engine.loading.discovery import discover
+    from gradient_lab.engine.training.experiment import load_experiment
+    from gradient_lab.engine.training.session import Session
 
     registry = discover(plugins_dir=args.plugins_dir, safe_mode=args.safe_mode)
     experiment = load_experiment(args.experiment, registry)
@@ -210,7 +210,7 @@ def steps_to_train(args: argparse.Namespace, session: Any) -> int:
 
 
 def _load_params(path: str) -> dict[str, np.ndarray]:
-    from engine.files import load_npz
+    from gradient_lab.engine.files import load_npz
 
     try:
         return load_npz(path)
@@ -219,7 +219,7 @@ def _load_params(path: str) -> dict[str, np.ndarray]:
 
 
 def evaluator_for(session: Any, subsample: int | None) -> Any:
-    from engine.evaluation import Evaluator, eval_data
+    from gradient_lab.engine.training.evaluation import Evaluator, eval_data
 
     n = len(session.x_train)
     if subsample is not None and subsample < 1:
@@ -236,9 +236,9 @@ def _write(path: str, arrays: dict[str, Any]) -> None:
 
 
 def command_landscape(args: argparse.Namespace) -> int:
-    """A 2D landscape (arrays as ``engine.landscape.save_npz``) with the training path projected
-    when this command trained the network, or a 1D line with ``--line``."""
-    from engine import landscape
+    """A 2D landscape (arrays as ``landscape.save_npz``) with the training path projected when
+    this command trained the network, or a 1D line with ``--line``."""
+    from gradient_lab.engine.instruments import landscape
 
     recorders: list[Any] = []
 
@@ -273,7 +273,7 @@ def command_landscape(args: argparse.Namespace) -> int:
 
 
 def _plane(args: argparse.Namespace, session: Any, recorders: list[Any]) -> Any:
-    from engine import landscape
+    from gradient_lab.engine.instruments import landscape
 
     weights = None
     if args.mode == "weights":
@@ -290,7 +290,7 @@ def _plane(args: argparse.Namespace, session: Any, recorders: list[Any]) -> Any:
 
 
 def _line(args: argparse.Namespace, session: Any) -> Any:
-    from engine import landscape
+    from gradient_lab.engine.instruments import landscape
 
     evaluator = landscape.snapshot_evaluator(session, args.subsample)
     theta = session.model.theta.copy()
@@ -330,7 +330,7 @@ def command_hessian(args: argparse.Namespace) -> int:
     eigenvalues, with --full), ``sharpness_epoch``, ``sharpness_step``, ``sharpness`` and
     ``stability_edge`` (2/lr; with --sharpness), ``method`` ("exact" or "finite differences"),
     ``data`` (what the loss was evaluated on)."""
-    from engine import curvature
+    from gradient_lab.engine.instruments import curvature
 
     recorder: list[Any] = []
 
@@ -395,8 +395,8 @@ def command_diagnose(args: argparse.Namespace) -> int:
     """Train while recording every layer's health; arrays as ``HealthRecorder.arrays``.
 
     With ``--params`` the recording run starts from those parameters."""
-    from engine.diagnostics import HealthRecorder
-    from engine.evaluation import eval_data
+    from gradient_lab.engine.instruments.diagnostics import HealthRecorder
+    from gradient_lab.engine.training.evaluation import eval_data
 
     recorders: list[Any] = []
 
@@ -427,9 +427,9 @@ def command_diagnose(args: argparse.Namespace) -> int:
 
 
 def command_theory(args: argparse.Namespace) -> int:
-    from engine import theory
-    from engine.diagnostics import signal_propagation
-    from engine.registry import discover
+    from gradient_lab.engine.instruments import theory
+    from gradient_lab.engine.instruments.diagnostics import signal_propagation
+    from gradient_lab.engine.loading.discovery import discover
 
     registry = discover(plugins_dir=args.plugins_dir, safe_mode=args.safe_mode)
     if args.lab == "ntk":

@@ -1,9 +1,9 @@
 """The conformance check: does a plugin keep the promises its declaration makes?
 
 One check serves three callers: ``gradient-lab plugins check``, the test suite (every discovered
-plugin) and plugin authors (the ``plugin_check`` fixture in ``engine.testing``). A report is a list
-of named items, each passed or failed with a one-line message. An exception inside one check fails
-that item with the exception's text and never stops the others.
+plugin) and plugin authors (the ``plugin_check`` fixture in ``gradient_lab.engine.testing``). A
+report is a list of named items, each passed or failed with a one-line message. An exception
+inside one check fails that item with the exception's text and never stops the others.
 
 Numerics are checked in float64 against central differences at seeded random points, and fast
 paths (``inline`` codes, layer fusion) against the plugin's own readable code, so a plugin that
@@ -24,10 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from engine import kernels
-from engine.compiled import activation_args, activation_functions
-from engine.fused import loss_hp
-from engine.plugin_api import (
+from gradient_lab.engine.compute import kernels
+from gradient_lab.engine.compute.activations import activation_args, activation_functions
+from gradient_lab.engine.compute.fused import loss_hp
+from gradient_lab.engine.loading.registry import (
+    PluginRecord,
+    Registry,
+    contract_problems,
+    load_file,
+    load_sources,
+    one_line,
+)
+from gradient_lab.engine.plugin_api import (
     ActivationFusion,
     BuildContext,
     DenseFusion,
@@ -39,14 +47,6 @@ from engine.plugin_api import (
     Param,
     PluginError,
     Regularizer,
-)
-from engine.registry import (
-    PluginRecord,
-    Registry,
-    contract_problems,
-    discover,
-    load_file,
-    one_line,
 )
 
 __all__ = [
@@ -148,7 +148,7 @@ def error_text(exc: BaseException) -> str:
 def check_plugin(cls: Any, registry: Registry | None = None) -> CheckReport:
     """Check one plugin class; ``registry`` supplies the plugins it uses (a layer's activation)."""
     if registry is None:
-        registry = discover(safe_mode=True)
+        registry = load_sources(safe_mode=True)
     report = CheckReport(str(getattr(cls, "kind", "?")), str(getattr(cls, "name", cls)))
     checks = _common_checks(cls)
     if not _contract(cls):
@@ -170,7 +170,7 @@ def check_name(name: str, registry: Registry) -> list[tuple[PluginRecord, CheckR
 def check_path(path: str | Path) -> list[tuple[PluginRecord, CheckReport]]:
     """Check the plugins of one drop-in file, loaded next to the built-ins only."""
     path = Path(path)
-    registry = discover(safe_mode=True)
+    registry = load_sources(safe_mode=True)
     try:
         module = load_file(path)
     except BaseException as exc:  # a drop-in's SystemExit must not end the check either

@@ -1,4 +1,4 @@
-"""Compiling plugin activations once, and warming the kernels up with visible progress.
+"""Compiling plugin activations once, and applying any activation to arrays with the kernels.
 
 A plugin's scalar ``f``/``df`` become ``numba.cfunc`` objects with ``cache=True``: they are cached
 on disk next to the plugin's file, and every kernel typed by their signature serves them all.
@@ -6,14 +6,13 @@ on disk next to the plugin's file, and every kernel typed by their signature ser
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numba as nb
 import numpy as np
 
-from engine import kernels
+from gradient_lab.engine.compute import kernels
+from gradient_lab.engine.plugin_api import use_compiled_activations
 
 F_SIG = "float64(float64, float64, float64)"
 DF_SIG = "float64(float64, float64, float64, float64)"
@@ -65,24 +64,4 @@ def activation_gradient(act: Any, z: np.ndarray, y: np.ndarray, dy: np.ndarray) 
     return out.reshape(z.shape)
 
 
-CompileProgress = Callable[[str, int, int], None]
-
-
-def warm_up(
-    progress: CompileProgress | None = None, dtype: Any = np.float64, blas_above: int | None = None
-) -> float:
-    """Compile (or load from the disk cache) every kernel for ``dtype``, in the variant with or
-    without BLAS (``kernels.matmul``); return the seconds taken.
-
-    ``progress(kernel_name, done, total)`` is called before each kernel and once at the end."""
-    from engine.fused import FusedNet  # local: fused imports this module
-
-    started = time.perf_counter()
-    steps = FusedNet.warm_up_steps(dtype, blas_above)
-    for done, (label, run) in enumerate(steps):
-        if progress is not None:
-            progress(label, done, len(steps))
-        run()
-    if progress is not None:
-        progress("done", len(steps), len(steps))
-    return time.perf_counter() - started
+use_compiled_activations(apply_activation, activation_gradient)

@@ -146,15 +146,15 @@ QUICK = Sizes(warm_up=5, steps=20, rounds=1)
 def gradient_lab_runner(work: Workload, registry: Any) -> tuple[Any, Callable[[int], None], float]:
     """The session, a function running n steps, and the seconds the session took to build
     (which compiles the kernels, or loads them from the disk cache)."""
-    from engine.experiment import parse_experiment
-    from engine.session import Session
+    from gradient_lab.engine.training.experiment import parse_experiment
+    from gradient_lab.engine.training.session import Session
 
     experiment = parse_experiment(work.toml, registry, source=work.name)
     started = time.perf_counter()
     session = Session(experiment, registry)
     session.evaluate_epochs = False
     if work.health_every:
-        from engine.diagnostics import HealthRecorder
+        from gradient_lab.engine.instruments.diagnostics import HealthRecorder
 
         HealthRecorder(session, every=work.health_every).record(0)  # compiles its kernels
     compile_s = time.perf_counter() - started
@@ -331,7 +331,7 @@ def measure_landscape(
     work: LandscapeWorkload, registry: Any, sizes: Sizes, peers: bool
 ) -> dict[str, Any]:
     """Seconds per grid (and to the first coarse picture), after an untimed warm-up grid."""
-    from engine import landscape
+    from gradient_lab.engine.instruments import landscape
 
     session, train, compile_s = gradient_lab_runner(work.base, registry)
     train(work.epochs * session.steps_per_epoch)
@@ -464,7 +464,7 @@ def command_bench(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USER_ERROR
-    from engine.registry import discover
+    from gradient_lab.engine.loading.discovery import discover
 
     registry = discover(plugins_dir=args.plugins_dir, safe_mode=args.safe_mode)
     sizes = QUICK if args.quick else FULL

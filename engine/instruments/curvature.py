@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.evaluation import Evaluator, eval_data
-from engine.model import Model, Slot
-from engine.plugin_api import Activation, ActivationFusion, DenseFusion, Layer, Loss
+from gradient_lab.engine.model import Model, Slot
+from gradient_lab.engine.plugin_api import Activation, ActivationFusion, DenseFusion, Layer, Loss
+from gradient_lab.engine.training.evaluation import Evaluator, eval_data
 
 EXACT = "exact"
 FINITE_DIFFERENCES = "finite differences"

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.files import atomic_write_text
-from engine.plugin_api import Param, Plugin, PluginError
-from engine.registry import Registry, default_registry
+from gradient_lab.engine.files import atomic_write_text
+from gradient_lab.engine.loading.discovery import default_registry
+from gradient_lab.engine.loading.registry import Registry
+from gradient_lab.engine.plugin_api import Param, Plugin, PluginError
 
 __all__ = [
     "SCHEMA",

@@ -29,9 +29,9 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from engine import kernels
-from engine.evaluation import EvalData, eval_data
-from engine.files import atomic_save_npz
+from gradient_lab.engine.compute import kernels
+from gradient_lab.engine.files import atomic_save_npz
+from gradient_lab.engine.training.evaluation import EvalData, eval_data
 
 __all__ = [
     "PARAMETER_STATS",
@@ -228,7 +228,7 @@ def _layer_data_stats(
 
 
 # Numba's disk cache keys this kernel on this file alone, though it compiles in code from
-# engine/kernels.py: after changing that file, delete engine/__pycache__/diagnostics.*.
+# engine/compute/kernels.py: after changing that file, delete this file's cache (diagnostics.*).
 @jit
 def _fused_data_pass(
     net, theta, x, z_buf, y_buf, fn, kinds, los, his, p_edges, p_lookup, a_edges, a_lookup, out
@@ -709,7 +709,7 @@ def signal_propagation(
     (‖dL/dW‖_F), and the settings ``activation``, ``init_gain``, ``initializer``.
     """
     if registry is None:
-        from engine.registry import default_registry
+        from gradient_lab.engine.loading.discovery import default_registry
 
         registry = default_registry()
     act = registry.create("activation", activation)

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.diagnostics import preserved_layers
-from engine.diagnostics import save_npz as _save_npz
-from engine.evaluation import eval_data
-from engine.model import Model
-from engine.plugin_api import Objective, Optimizer, OptimizerContext
+from gradient_lab.engine.instruments.diagnostics import preserved_layers
+from gradient_lab.engine.instruments.diagnostics import save_npz as _save_npz
+from gradient_lab.engine.model import Model
+from gradient_lab.engine.plugin_api import Objective, Optimizer, OptimizerContext
+from gradient_lab.engine.training.evaluation import eval_data
 
 __all__ = [
     "TARGETS",
@@ -60,7 +60,7 @@ def save_npz(path: str | Path, arrays: Mapping[str, Any]) -> None:
 
 def _registry(registry: Any) -> Any:
     if registry is None:
-        from engine.registry import default_registry
+        from gradient_lab.engine.loading.discovery import default_registry
 
         return default_registry()
     return registry

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.data import DataSplit
-from engine.plugin_api import PluginError
+from gradient_lab.engine.plugin_api import PluginError
+from gradient_lab.engine.training.data import DataSplit
 
 
 def choose_output_activation(data: DataSplit, loss: Any) -> str:

@@ -50,11 +50,11 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from engine import kernels
-from engine.evaluation import Evaluator, eval_data
-from engine.files import atomic_save_npz
-from engine.fused import FusedNet, loss_hp
-from engine.model import Model, Slot
+from gradient_lab.engine.compute import kernels
+from gradient_lab.engine.compute.fused import FusedNet, loss_hp
+from gradient_lab.engine.files import atomic_save_npz
+from gradient_lab.engine.model import Model, Slot
+from gradient_lab.engine.training.evaluation import Evaluator, eval_data
 
 Array = np.ndarray
 Progress = Callable[[int, int], None]
@@ -236,12 +236,12 @@ def _weight_label(choice: WeightChoice) -> str:
 
 
 def _top_eigenvectors() -> Callable[..., tuple[Array, Array]]:
-    """engine.curvature.top_eigenvectors, imported on first use (it is optional here)."""
+    """``curvature.top_eigenvectors``, imported on first use (it is optional here)."""
     try:
-        from engine.curvature import top_eigenvectors
+        from gradient_lab.engine.instruments.curvature import top_eigenvectors
     except ImportError as exc:
         raise LandscapeError(
-            "Hessian directions need engine.curvature.top_eigenvectors, which is not available"
+            "Hessian directions need curvature.top_eigenvectors, which is not available"
         ) from exc
     return top_eigenvectors
 
@@ -600,7 +600,7 @@ class _Compiled:
 
 
 # Numba's disk cache keys these kernels on this file alone, though they compile in code from
-# engine/kernels.py: after changing that file, delete engine/__pycache__/landscape.* (the test
+# engine/compute/kernels.py: after changing that file, delete its cache (landscape.*; the test
 # comparing the compiled and generic paths notices a stale copy).
 
 
