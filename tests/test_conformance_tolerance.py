@@ -8,7 +8,8 @@ import pytest
 
 from gradient_lab.engine.loading.conformance import check_plugin
 from gradient_lab.engine.loading.discovery import discover
-from gradient_lab.engine.plugin_api import Activation, Layer, Loss
+from gradient_lab.engine.plugin_api import Activation, Layer, Loss, Param
+from gradient_lab.plugins.optimizers import Adam
 
 REGISTRY = discover(safe_mode=True)
 OFF = 1.0 + 1e-4  # the relative error of the nearly right plugins
@@ -101,3 +102,90 @@ def test_a_derivative_wrong_by_1e_4_fails_and_the_exact_one_passes(exact, nearly
     bad = check_plugin(nearly, REGISTRY)
     assert not derivative_item(bad).passed
     assert not bad.passed
+
+
+# ----------------------------------------------------------- bugs only some inputs reveal
+
+
+class AdamThatForgetsItsMoments(Adam):
+    """Claims the engine's Adam fast path, but from the second step on drops the moments it
+    kept (a state bug one step of comparison would never see)."""
+
+    name = "adam_that_forgets"
+
+    def update(self, grad, state, theta, ctx=None):
+        if state["step"][0] >= 1:
+            for key in ("exp_avg", "exp_avg_sq"):
+                state[key][...] = 0.0
+        return super().update(grad, state, theta, ctx)
+
+
+class WrongWhileTraining(Layer):
+    """y = 2x while training and x at evaluation; its training backward forgets the 2."""
+
+    name = "wrong_while_training"
+    formula = r"y = 2x \text{ (training)}, \quad y = x \text{ (evaluation)}"
+    teaching = "Right at evaluation, wrong while training."
+
+    def forward(self, x, training):
+        self.cache = {"training": training}
+        return 2.0 * x if training else x
+
+    def backward(self, dy):
+        return dy
+
+
+class NaNDerivative(Activation):
+    name = "nan_derivative"
+    formula = r"f(x) = \sin x"
+    teaching = "Its derivative is not a number."
+
+    @staticmethod
+    def f(x, a, b):
+        return math.sin(x)
+
+    @staticmethod
+    def df(x, y, a, b):
+        return math.nan
+
+
+def item_named(report, name):
+    return next(i for i in report.items if i.name == name)
+
+
+def test_an_optimizer_fast_path_is_compared_over_many_steps():
+    report = check_plugin(AdamThatForgetsItsMoments, REGISTRY)
+    assert not item_named(report, "inline agrees").passed
+
+
+def test_a_layer_is_checked_in_training_mode_too():
+    report = check_plugin(WrongWhileTraining, REGISTRY)
+    failed = item_named(report, "backward vs finite differences")
+    assert not failed.passed and "dL/dx" in failed.message
+
+
+def test_nan_never_passes_a_comparison():
+    report = check_plugin(NaNDerivative, REGISTRY)
+    assert not item_named(report, "derivative").passed
+
+
+class HingeWithFixedMargin(Loss):
+    """Hinge loss whose gradient assumes margin 1 whatever the margin: right at the default."""
+
+    name = "hinge_fixed_margin"
+    params = (Param("margin", "float", 1.0, "the margin", low=0.0),)
+    target_encoding = "plus_minus_one"
+    formula = r"L = \frac{1}{N}\sum \max(0, m - t p)"
+    teaching = "Its gradient ignores the margin."
+
+    def value(self, pred, target):
+        return float(np.mean(np.maximum(0.0, self.hp["margin"] - target * pred)))
+
+    def grad(self, pred, target):
+        return np.where(1.0 - target * pred > 0, -target, 0.0) / pred.size
+
+
+def test_a_gradient_that_ignores_a_parameter_fails_away_from_its_default():
+    report = check_plugin(HingeWithFixedMargin, REGISTRY)
+    failed = item_named(report, "derivative")
+    assert not failed.passed and "margin = 1.5" in failed.message

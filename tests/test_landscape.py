@@ -190,6 +190,7 @@ def test_negative_gradient_goes_downhill(spiral):
     assert line.loss[2] < line.loss[1] < line.loss[0]
     scaled = ls.gradient_direction(evaluator, theta)
     assert np.linalg.norm(scaled) == pytest.approx(np.linalg.norm(theta))
+    np.testing.assert_allclose(scaled / np.linalg.norm(scaled), d, rtol=1e-12)  # downhill too
 
 
 # -------------------------------------------------------------------------------- directions

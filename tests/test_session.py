@@ -83,8 +83,10 @@ def test_rewind_restores_and_replays_bit_for_bit():
 def test_rewind_to_unrecorded_step_is_a_clear_error():
     session = make()
     session.run_steps(5)
-    with pytest.raises(SessionError, match="not recorded"):
-        session.rewind(9)
+    for step in (9, 6, -1):  # 6: one step past the newest is not recorded either
+        with pytest.raises(SessionError, match="not recorded"):
+            session.rewind(step)
+    assert session.step == 5
 
 
 def test_phase_names_and_observation_after_each_phase():

@@ -435,17 +435,23 @@ def _check_jit(cls: Any) -> str | None:
 
 
 def _check_activation_derivative(cls: Any) -> str:
-    act = cls()
     if not cls.elementwise:
-        return _check_row_derivative(act)
-    a, b = act.scalar_args()
+        return _check_row_derivative(cls())
     x = _activation_points(cls)
-    _, dy = _scalar_values(act, x)
-    numeric = np.array([_scalar_difference(lambda v: act.f(v, a, b), float(v)) for v in x])
-    worst = _compare("df and central differences", dy, numeric, FD_RTOL, FD_RTOL, at=x)
+    worst = 0.0
+    for configured, act in _configurations(cls):
+        a, b = act.scalar_args()
+        _, dy = _scalar_values(act, x)
+
+        def f(v: float, fn: Any = act.f, a: float = a, b: float = b) -> float:
+            return fn(v, a, b)
+
+        numeric = np.array([_scalar_difference(f, float(v)) for v in x])
+        what = f"df and central differences{configured}"
+        worst = max(worst, _compare(what, dy, numeric, FD_RTOL, FD_RTOL, at=x))
     return (
-        f"df matches central differences of f at {len(x)} points in [-4, 4] "
-        f"(worst error {worst:.1e})"
+        f"df matches central differences of f at {len(x)} points in [-4, 4], at the defaults "
+        f"and with the parameters moved (worst error {worst:.1e})"
     )
 
 
@@ -473,7 +479,12 @@ def _check_activation_inline(cls: Any) -> str | None:
     code = kernels.ACTIVATION_CODES.get(cls.inline)
     if code is None:
         return f"{cls.inline!r} is not an engine fast path here; the compiled f and df are used"
-    act = cls()
+    for configured, act in _configurations(cls):
+        _compare_activation_kernel(cls, act, code, configured)
+    return f"the engine's inline {cls.inline!r} gives the same values and derivatives"
+
+
+def _compare_activation_kernel(cls: Any, act: Any, code: int, configured: str) -> None:
     a, b = act.scalar_args()
     if cls.elementwise:
         z = _activation_points(cls).reshape(1, -1)
@@ -489,18 +500,11 @@ def _check_activation_inline(cls: Any) -> str | None:
     kernel_y = np.empty_like(z)
     kernels.apply_activation(code, a, b, kernels.NO_FUNCTION, z, kernel_y)
     at = z if cls.elementwise else None
-    _compare(f"engine {cls.inline!r} and the plugin's values", kernel_y, y, EXACT_RTOL, 1e-15, at)
+    what = f"engine {cls.inline!r} and the plugin's"
+    _compare(f"{what} values{configured}", kernel_y, y, EXACT_RTOL, 1e-15, at)
     kernel_dz = np.empty_like(z)
     kernels.activation_backward(code, a, b, kernels.NO_DERIVATIVE, z, y, upstream, kernel_dz)
-    _compare(
-        f"engine {cls.inline!r} and the plugin's derivatives",
-        kernel_dz,
-        expected_dz,
-        EXACT_RTOL,
-        1e-15,
-        at,
-    )
-    return f"the engine's inline {cls.inline!r} gives the same values and derivatives"
+    _compare(f"{what} derivatives{configured}", kernel_dz, expected_dz, EXACT_RTOL, 1e-15, at)
 
 
 # --------------------------------------------------------------------------------- losses
@@ -519,6 +523,36 @@ def _loss_checks(cls: Any, registry: Registry) -> list[tuple[str, Check]]:
         ("derivative", lambda: _check_loss_derivative(cls)),
         ("inline agrees", lambda: _check_loss_inline(cls)),
     ]
+
+
+def _moved_parameters(cls: Any) -> dict[str, float]:
+    """Every float parameter moved off its default, inside its declared range: a gradient or a
+    fast path that ignores a parameter agrees with the plugin at the defaults only."""
+    moved = {}
+    for p in cls.params:
+        if p.type != "float" or p.choices:
+            continue
+        for candidate in (p.default * 1.5, p.default + 0.5, p.default * 0.5):
+            if candidate == p.default:
+                continue
+            try:
+                moved[p.name] = p.validate(candidate)
+                break
+            except PluginError:
+                continue
+    return moved
+
+
+def _configurations(cls: Any) -> Iterator[tuple[str, Any]]:
+    """(label, instance) at the defaults, then with every float parameter moved."""
+    yield "", cls()
+    moved = _moved_parameters(cls)
+    if moved:
+        try:
+            instance = cls(**moved)
+        except PluginError:
+            return  # the plugin rejects that combination itself
+        yield " with " + ", ".join(f"{k} = {v:g}" for k, v in moved.items()), instance
 
 
 def _loss_variants(loss: Loss) -> list[tuple[str, Loss, bool]]:
@@ -547,16 +581,22 @@ def _targets(encoding: str, shape: tuple[int, int], rng: np.random.Generator) ->
     return rng.normal(size=shape)
 
 
-def _loss_cases(loss: Loss) -> Iterator[_LossCase]:
-    """Seeded (pred, target) pairs of shapes (6, 3) and (6, 1) for every variant of the loss.
+def _loss_cases(cls: Any) -> Iterator[_LossCase]:
+    """Seeded (pred, target) pairs of shapes (6, 3) and (6, 1) for every variant of the loss, at
+    its defaults and with its float parameters moved.
 
     Predictions are reals, softmax rows after a softmax output, and probabilities in
     (0.05, 0.95) for 0/1 targets (all of them where reals give no finite loss, as BCE)."""
+    for configured, loss in _configurations(cls):
+        yield from _loss_cases_of(loss, configured)
+
+
+def _loss_cases_of(loss: Loss, configured: str) -> Iterator[_LossCase]:
     rng = _rng()
     for label, variant, after_softmax in _loss_variants(loss):
         for shape in ((6, 3), (6, 1)):
             target = _targets(loss.target_encoding, shape, rng)
-            where = f"{label} at shape {shape}"
+            where = f"{label} at shape {shape}{configured}"
             if after_softmax:
                 pred = _softmax(rng.normal(size=shape))
                 yield _LossCase(f"softmax rows{where}", variant, pred, target)
@@ -573,7 +613,7 @@ def _loss_cases(loss: Loss) -> Iterator[_LossCase]:
 
 def _check_loss_derivative(cls: Any) -> str:
     worst, points, cases = 0.0, 0, 0
-    for case in _loss_cases(cls()):
+    for case in _loss_cases(cls):
         grad = np.asarray(case.loss.grad(case.pred, case.target))
 
         def value(p: np.ndarray, case: _LossCase = case) -> float:
@@ -591,7 +631,7 @@ def _check_loss_derivative(cls: Any) -> str:
 
 def _check_loss_inline(cls: Any) -> str | None:
     names = []
-    for case in _loss_cases(cls()):
+    for case in _loss_cases(cls):
         name = case.loss.inline_name()
         if not name:
             continue
