@@ -105,3 +105,20 @@ def small_session(layers=None, *, lr=0.05, registry=None, **options):
     options.setdefault("optimizer", f'{{ name = "sgd", lr = {lr} }}')
     text = experiment_text(layers, **options)
     return Session(parse_experiment(text, registry), registry=registry)
+
+
+README_EXAMPLE = dict(
+    layers=[dense(8, "tanh"), dense(8, "tanh"), dense(1, "tanh")],
+    seed=7,
+    dataset="spiral",
+    data="n = 500\nnoise = 0.1",
+    validation=0.2,
+    features=["x1", "x2"],
+    init="xavier_uniform",
+    loss="mse",
+    optimizer='{ name = "sgd", lr = 0.03 }',
+    batch_size=10,
+    shuffle=True,
+    epochs=100,
+)
+"""The README's example experiment as builder choices (tests vary its size and epochs)."""

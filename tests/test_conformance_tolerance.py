@@ -10,23 +10,10 @@ from gradient_lab.engine.loading.conformance import check_plugin
 from gradient_lab.engine.loading.discovery import discover
 from gradient_lab.engine.plugin_api import Activation, Layer, Loss, Param
 from gradient_lab.plugins.optimizers import Adam
+from tests.test_conformance import GoodSine
 
 REGISTRY = discover(safe_mode=True)
 OFF = 1.0 + 1e-4  # the relative error of the nearly right plugins
-
-
-class ExactSine(Activation):
-    name = "exact_sine"
-    formula = r"f(x) = \sin x"
-    teaching = "The exact derivative."
-
-    @staticmethod
-    def f(x, a, b):
-        return math.sin(x)
-
-    @staticmethod
-    def df(x, y, a, b):
-        return math.cos(x)
 
 
 class NearlySine(Activation):
@@ -88,7 +75,7 @@ def derivative_item(report):
 
 
 PAIRS = {
-    "activation": (ExactSine, NearlySine),
+    "activation": (GoodSine, NearlySine),
     "loss": (SquaredError, NearlySquaredError),
     "layer": (Cube, NearlyCube),
 }

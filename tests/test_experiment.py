@@ -41,26 +41,13 @@ from gradient_lab.engine.training.experiment import (
     save_experiment,
     toml_dumps,
 )
+from tests.experiments import README_EXAMPLE, edit, experiment_text
 from tests.experiments import dense as dense_layer
-from tests.experiments import edit, experiment_text
 
 HIDDEN = dense_layer(8, "tanh")
 OUTPUT = dense_layer(1, "tanh")
 # the default experiment (assets/default_experiment.toml) as the builder's choices
-CHOICES = dict(
-    layers=[HIDDEN, HIDDEN, OUTPUT],
-    seed=7,
-    dataset="spiral",
-    data="n = 500\nnoise = 0.1",
-    validation=0.2,
-    features=["x1", "x2"],
-    init="xavier_uniform",
-    loss="mse",
-    optimizer='{ name = "sgd", lr = 0.03 }',
-    batch_size=10,
-    shuffle=True,
-    epochs=100,
-)
+CHOICES = README_EXAMPLE
 EXAMPLE = experiment_text(**CHOICES)
 
 

@@ -5,22 +5,9 @@ import pytest
 
 from gradient_lab.engine.training.history import ThinningLog
 from gradient_lab.engine.training.session import SessionError
-from tests.experiments import dense, small_session
+from tests.experiments import README_EXAMPLE, dense, small_session
 
-EXAMPLE = dict(
-    layers=[dense(8, "tanh"), dense(8, "tanh"), dense(1, "tanh")],
-    seed=7,
-    dataset="spiral",
-    data="n = 200\nnoise = 0.1",
-    validation=0.2,
-    features=["x1", "x2"],
-    init="xavier_uniform",
-    loss="mse",
-    optimizer='{ name = "sgd", lr = 0.03 }',
-    batch_size=10,
-    shuffle=True,
-    epochs=5,
-)
+EXAMPLE = {**README_EXAMPLE, "data": "n = 200\nnoise = 0.1", "epochs": 5}
 # ReLU hidden layers, a linear output and a learning rate far too large
 DIVERGING = dict(
     layers=[dense(8, "relu"), dense(8, "relu"), dense(1, "linear")],
