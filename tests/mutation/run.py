@@ -53,7 +53,8 @@ ID_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 DEFAULT_TIMEOUT = 600.0
 BASELINE_TIMEOUT = 3600.0  # the whole suite, cold Numba cache included
 DEFAULT_TARGET = 90.0
-PYTEST_ARGS = ("-x", "-q", "-rfE", "-p", "no:cacheprovider", "-p", "no:randomly")
+# (the project's addopts already say -q; a second one would drop the closing count)
+PYTEST_ARGS = ("-x", "-rfE", "-p", "no:cacheprovider", "-p", "no:randomly")
 # ``--ignore`` keeps the spec's own test out of every run: a mutated file no longer contains
 # its ``find`` text, so that test would "kill" every mutant.
 IGNORE_ARGS = (f"--ignore={MUTATION_DIR}",)
@@ -489,7 +490,8 @@ def run_baseline(tests: list[str], work: Path, env: dict[str, str], timeout: flo
         tail = "\n".join(run.output.strip().splitlines()[-15:])
         raise SetupError(
             "the baseline (the unmutated copy) fails, so no mutant can be judged:\n  "
-            + "\n  ".join(why)
+            + "\n  ".join(why[:5])
+            + (f"\n  ... and {len(why) - 5} more" if len(why) > 5 else "")
             + f"\n--- last lines of {log} ---\n{tail}"
         )
     return run.seconds
