@@ -10,14 +10,19 @@ drop-in ``.py`` file. Instances are created with validated hyperparameters: ``Ta
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
-API_VERSION = 2
-"""2: the import name is gradient_lab (``from gradient_lab.engine.plugin_api import ...``)."""
+API_VERSION = 3
+"""2: the import name is gradient_lab (``from gradient_lab.engine.plugin_api import ...``).
+3: layers are pure (``forward(ctx, p, *inputs)``, ``backward(ctx, p, dy) -> (dx, grads)``) and
+declare weights and children on the BuildContext; architectures get the input shape."""
+
+LAYER_API_VERSION = 3
+"""Other kinds written for API 2 still load: only layers and architectures changed."""
 
 KINDS = (
     "activation",
@@ -267,6 +272,10 @@ class Loss(Plugin):
         """For squared-error losses: r with loss = sum(r**2) (Levenberg-Marquardt needs it)."""
         return None
 
+    def residual_scale(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+        """dr/dpred, element by element (residuals depend each on one prediction)."""
+        return None
+
     def for_output(self, output_activation: str) -> Loss:
         """This loss set up for a model whose last activation is ``output_activation``."""
         return self
@@ -423,23 +432,106 @@ class Objective(Plugin):
 # --------------------------------------------------------------------------------------- layers
 
 
-@dataclass
+Shape = tuple[int, ...]
+Params = Mapping[str, np.ndarray]
+"""A layer's own trainable weights and state by name: read-only views the engine hands in."""
+
+
 class BuildContext:
-    """What a layer needs to create its weights: the seeded generator, the weight initializer,
-    the dtype, and a lookup for other plugins (e.g. an activation by name)."""
+    """Where a layer declares what it owns, once the sample shape is known.
 
-    rng: np.random.Generator
-    initializer: Initializer
-    dtype: Any = np.float64
-    make: Any = None  # callable(kind, name, **hp) -> plugin instance
+    ``add_weight`` declares a trainable array (or, with ``trainable=False``, state such as running
+    statistics, checkpointed but not optimized); ``add_child`` builds a child layer the engine will
+    find by path (``layers.3.attn.W_q``). ``weight`` and ``zeros`` make initial values with the
+    experiment's initializer and dtype; ``make(kind, name, **hp)`` creates any other plugin.
+    """
 
-    def weight(self, shape: tuple[int, ...], fan_in: int, fan_out: int) -> np.ndarray:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        initializer: Initializer,
+        dtype: Any = np.float64,
+        make: Any = None,
+        path: str = "",
+    ) -> None:
+        self.rng, self.initializer, self.dtype, self.make = rng, initializer, np.dtype(dtype), make
+        self.path = path
+        self.weights: dict[str, np.ndarray] = {}
+        self.trainable: list[str] = []
+        self.children: dict[str, tuple[Layer, BuildContext, Any]] = {}
+
+    def weight(self, shape: Shape, fan_in: int, fan_out: int) -> np.ndarray:
         return np.asarray(
             self.initializer.sample(shape, fan_in, fan_out, self.rng), dtype=self.dtype
         )
 
-    def zeros(self, shape: tuple[int, ...]) -> np.ndarray:
+    def zeros(self, shape: Shape) -> np.ndarray:
         return np.zeros(shape, dtype=self.dtype)
+
+    def add_weight(self, name: str, value: np.ndarray, trainable: bool = True) -> None:
+        if name in self.weights or name in self.children or "." in name:
+            raise PluginError(f"{self.path or 'layer'}: weight name {name!r} is taken or has a dot")
+        self.weights[name] = np.array(value, dtype=self.dtype)
+        if trainable:
+            self.trainable.append(name)
+
+    def add_child(self, name: str, layer_type: str, input_shape: Any, **hp: Any) -> Layer:
+        """Create and build the child layer ``name``; returns it (for its output shape)."""
+        if name in self.weights or name in self.children or "." in name:
+            raise PluginError(f"{self.path or 'layer'}: child name {name!r} is taken or has a dot")
+        child = self.make("layer", layer_type, **hp)
+        ctx = BuildContext(self.rng, self.initializer, self.dtype, self.make, f"{self.path}.{name}")
+        child.build(input_shape, ctx)
+        self.children[name] = (child, ctx, input_shape)
+        return cast(Layer, child)
+
+
+class Call:
+    """The record of one forward call, kept by the engine until its backward (PyTorch's ctx).
+
+    A layer saves what its backward needs (``save``), shows values to the viewer (``observe``:
+    "pre_activation", "activation", "attention", ...), asks for random numbers (``rng``: drawn
+    from a generator the session derives and checkpoints, so a rewind replays them), updates its
+    state (``set_state``: running statistics, applied in training only), adds a loss term of its
+    own (``add_loss``: a VAE's KL; its backward adds the term's gradient) and runs its children
+    (``forward(child, *inputs)``, later ``backward(child, dy)`` in reverse order).
+    """
+
+    def __init__(
+        self, path: str, training: bool, runner: Any, inputs: tuple[Any, ...], node: Any = None
+    ) -> None:
+        self.path, self.training, self.inputs = path, training, inputs
+        self.node = node  # the engine's handle on this layer
+        self.params: Any = None  # the parameters this call ran with (its backward uses them)
+        self.saved: dict[str, Any] = {}
+        self.observed: dict[str, np.ndarray] = {}
+        self.losses: dict[str, float] = {}
+        self.children: dict[str, list[Call]] = {}
+        self.output: Any = None
+        self.backward_done = False
+        self._runner = runner
+
+    def save(self, **values: Any) -> None:
+        self.saved.update(values)
+
+    def observe(self, **arrays: np.ndarray) -> None:
+        self.observed.update(arrays)
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return cast(np.random.Generator, self._runner.rng)
+
+    def set_state(self, name: str, value: np.ndarray) -> None:
+        self._runner.set_state(self, name, value)
+
+    def add_loss(self, name: str, value: float) -> None:
+        self.losses[name] = self.losses.get(name, 0.0) + float(value)
+
+    def forward(self, child: str, *inputs: Any) -> Any:
+        return self._runner.forward_child(self, child, inputs)
+
+    def backward(self, child: str, dy: Any) -> Any:
+        return self._runner.backward_child(self, child, dy)
 
 
 @dataclass
@@ -459,48 +551,37 @@ class ActivationFusion:
 
 
 class Layer(Plugin):
-    """A Keras-shaped layer on batches of N-d samples (batch axis first).
+    """A layer on batches of N-d samples (batch axis first), pure over (parameters, inputs).
 
-    - ``build(input_shape, ctx)`` creates ``self.weights`` (name -> array) once the sample shape is
-      known; ``trainable`` names the ones the optimizer updates (others, e.g. running statistics,
-      are state). Weight names matching ``decay_names`` get weight decay and L1/L2.
-    - ``forward(x, training)`` returns y and keeps in ``self.cache`` what backward needs; it also
-      sets ``self.observed`` (name -> array: e.g. "pre_activation", "activation") for the viewer.
-    - ``backward(dy)`` returns dL/dx and fills ``self.grads`` (name -> array, same shapes).
+    - ``build(input_shape, ctx)`` declares weights, state and children on ``ctx`` once the sample
+      shape is known (``ctx.add_weight``, ``ctx.add_child``); the layer object keeps only its
+      configuration. Weight names in ``decay_names`` get weight decay and L1/L2.
+    - ``forward(ctx, p, *inputs) -> y``: ``p`` maps the layer's weights and state to read-only
+      arrays, ``ctx`` is this call's record (see ``Call``). Extra inputs (a mask, an encoder's
+      memory, token ids) follow x; the names are declared in ``inputs``.
+    - ``backward(ctx, p, dy) -> (dx, grads)``: dL/dx (a tuple, one per input, None where an input
+      has no gradient) and a dict of dL/dweight for every trainable weight, same shapes.
     - ``output_shape(input_shape)``; ``get_config()`` round-trips through ``type(self)(**cfg)``.
-    - Composite layers return their children from ``sublayers()``; stateful ones (RNN) reset in
-      ``reset_state()``. ``fusion()`` may describe the layer to the fused training kernel.
+    - ``fusion()`` may describe the layer to the fused training kernel.
     """
 
     kind: ClassVar[str] = "layer"
     decay_names: ClassVar[tuple[str, ...]] = ("W",)
+    inputs: ClassVar[tuple[str, ...]] = ("x",)
+    min_batch: ClassVar[int] = 1
+    """The smallest training batch the layer accepts (batch statistics need 2)."""
 
-    def __init__(self, **hp: Any) -> None:
-        super().__init__(**hp)
-        self.weights: dict[str, np.ndarray] = {}
-        self.trainable: tuple[str, ...] = ()
-        self.grads: dict[str, np.ndarray] = {}
-        self.cache: dict[str, Any] = {}
-        self.observed: dict[str, np.ndarray] = {}
-        self.input_shape: tuple[int, ...] | None = None
+    def build(self, input_shape: Any, ctx: BuildContext) -> None:
+        """Declare weights and children; the default has none."""
 
-    def build(self, input_shape: tuple[int, ...], ctx: BuildContext) -> None:
-        self.input_shape = tuple(input_shape)
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    def output_shape(self, input_shape: Any) -> Shape:
         return tuple(input_shape)
 
-    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+    def forward(self, ctx: Call, p: Params, *inputs: Any) -> Any:
         raise NotImplementedError
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, ctx: Call, p: Params, dy: Any) -> tuple[Any, dict[str, np.ndarray]]:
         raise NotImplementedError
-
-    def sublayers(self) -> list[Layer]:
-        return []
-
-    def reset_state(self) -> None:
-        """Forget state carried across time steps (RNN-like layers)."""
 
     def fusion(self) -> DenseFusion | ActivationFusion | None:
         return None
@@ -510,23 +591,18 @@ class Layer(Plugin):
         return ""
 
 
-@dataclass
-class ArchitectureSpec:
-    """What an architecture builds: layer configs ({"type": ..., **hp}) in order."""
-
-    layers: list[dict[str, Any]] = field(default_factory=list)
-
-
 class Architecture(Plugin):
     """Builds a model's layer list from declared hyperparameters (depth, width, ...).
 
-    ``layers(n_inputs, n_outputs, output_activation) -> list of layer configs``. Architectures that
-    own their training step (GAN, VAE) will override ``train_step``; the default is supervised.
+    ``layers(input_shape, n_outputs, output_activation) -> list of layer configs``
+    ({"type": ..., **hp}); ``input_shape`` is one sample's shape: (features,), (C, H, W), (T, F).
     """
 
     kind: ClassVar[str] = "architecture"
 
-    def layers(self, n_inputs: int, n_outputs: int, output_activation: str) -> list[dict[str, Any]]:
+    def layers(
+        self, input_shape: Shape, n_outputs: int, output_activation: str
+    ) -> list[dict[str, Any]]:
         raise NotImplementedError
 
 

@@ -24,13 +24,15 @@ class MLP(Architecture):
         "composes features; width gives each layer more of them."
     )
 
-    def layers(self, n_inputs, n_outputs, output_activation):
+    def layers(self, input_shape, n_outputs, output_activation):
         kind = "ntk_dense" if self.hp["parameterization"] == "ntk" else "dense"
+        flatten = [{"type": "flatten"}] if len(input_shape) > 1 else []
         hidden = [
             {"type": kind, "units": self.hp["width"], "activation": self.hp["activation"]}
             for _ in range(self.hp["depth"])
         ]
-        return [*hidden, {"type": kind, "units": n_outputs, "activation": output_activation}]
+        output = {"type": kind, "units": n_outputs, "activation": output_activation}
+        return [*flatten, *hidden, output]
 
 
 PLUGINS = [MLP]

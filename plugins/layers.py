@@ -28,37 +28,35 @@ class Dense(Layer):
     )
 
     def build(self, input_shape, ctx):
-        super().build(input_shape, ctx)
         if len(input_shape) != 1:
             raise PluginError(
                 f"dense expects flat samples, got shape {tuple(input_shape)}; add a flatten layer"
             )
         fan_in, units = input_shape[0], self.hp["units"]
         self.act = ctx.make("activation", self.hp["activation"], **self.hp["activation_params"])
-        self.weights = {"W": ctx.weight((fan_in, units), fan_in, units)}
+        ctx.add_weight("W", ctx.weight((fan_in, units), fan_in, units))
         if self.hp["use_bias"]:
-            self.weights["b"] = ctx.zeros((units,))
-        self.trainable = tuple(self.weights)
+            ctx.add_weight("b", ctx.zeros((units,)))
 
     def output_shape(self, input_shape):
         return (self.hp["units"],)
 
-    def forward(self, x, training):
-        z = x @ self.weights["W"]
+    def forward(self, ctx, p, x):
+        z = x @ p["W"]
         if self.hp["use_bias"]:
-            z = z + self.weights["b"]
+            z = z + p["b"]
         y = self.act.apply(z)
-        self.cache = {"x": x, "z": z, "y": y}
-        self.observed = {"pre_activation": z, "activation": y}
+        ctx.save(x=x, z=z, y=y)
+        ctx.observe(pre_activation=z, activation=y)
         return y
 
-    def backward(self, dy):
-        x, z, y = self.cache["x"], self.cache["z"], self.cache["y"]
+    def backward(self, ctx, p, dy):
+        x, z, y = ctx.saved["x"], ctx.saved["z"], ctx.saved["y"]
         dz = self.act.gradient(z, y, dy)
-        self.grads = {"W": x.T @ dz}
+        grads = {"W": x.T @ dz}
         if self.hp["use_bias"]:
-            self.grads["b"] = dz.sum(axis=0)
-        return dz @ self.weights["W"].T
+            grads["b"] = dz.sum(axis=0)
+        return dz @ p["W"].T, grads
 
     def fusion(self):
         return DenseFusion(self.act, "W", "b" if self.hp["use_bias"] else "")
@@ -74,17 +72,16 @@ class ActivationLayer(Layer):
     teaching = "Applies an activation on its own, so it can be placed and inspected separately."
 
     def build(self, input_shape, ctx):
-        super().build(input_shape, ctx)
         self.act = ctx.make("activation", self.hp["activation"], **self.hp["activation_params"])
 
-    def forward(self, x, training):
+    def forward(self, ctx, p, x):
         y = self.act.apply(x)
-        self.cache = {"x": x, "y": y}
-        self.observed = {"pre_activation": x, "activation": y}
+        ctx.save(x=x, y=y)
+        ctx.observe(pre_activation=x, activation=y)
         return y
 
-    def backward(self, dy):
-        return self.act.gradient(self.cache["x"], self.cache["y"], dy)
+    def backward(self, ctx, p, dy):
+        return self.act.gradient(ctx.saved["x"], ctx.saved["y"], dy), {}
 
     def fusion(self):
         return ActivationFusion(self.act)
@@ -104,26 +101,22 @@ class Dropout(Layer):
         "the expected output is unchanged; at evaluation it does nothing."
     )
 
-    def build(self, input_shape, ctx):
-        super().build(input_shape, ctx)
-        self.rng = ctx.rng
-
-    def forward(self, x, training):
+    def forward(self, ctx, p, x):
         rate = self.hp["rate"]
-        if not training or rate == 0.0:
-            self.cache = {"scale": None}
-            self.observed = {"activation": x}
+        if not ctx.training or rate == 0.0:
+            ctx.save(scale=None)
+            ctx.observe(activation=x)
             return x
-        scale = (self.rng.random(x.shape) >= rate) / (1.0 - rate)
+        scale = (ctx.rng.random(x.shape) >= rate) / (1.0 - rate)
         scale = scale.astype(x.dtype)
-        self.cache = {"scale": scale}
+        ctx.save(scale=scale)
         y = x * scale
-        self.observed = {"mask": scale != 0, "activation": y}
+        ctx.observe(mask=scale != 0, activation=y)
         return y
 
-    def backward(self, dy):
-        scale = self.cache["scale"]
-        return dy if scale is None else dy * scale
+    def backward(self, ctx, p, dy):
+        scale = ctx.saved["scale"]
+        return (dy if scale is None else dy * scale), {}
 
 
 class BatchNorm(Layer):
@@ -151,54 +144,58 @@ class BatchNorm(Layer):
         r"\hat x = \frac{x - \mu_B}{\sqrt{\sigma_B^2 + \epsilon}}, \quad y = \gamma \hat x + \beta"
     )
     teaching = (
-        "Normalizes each feature over the batch while training (running averages at evaluation), "
-        "then rescales with learned gamma and beta: as PyTorch's BatchNorm1d."
+        "Normalizes each channel over the batch while training (running averages at "
+        "evaluation), then rescales with learned gamma and beta. Channels are the first axis of "
+        "a sample: features of a flat sample, C of an image (C, H, W), as PyTorch's BatchNorm1d "
+        "and BatchNorm2d."
     )
+    min_batch = 2
 
     def build(self, input_shape, ctx):
-        super().build(input_shape, ctx)
-        features = input_shape[-1]
-        self.weights = {
-            "gamma": np.ones(features, dtype=ctx.dtype),
-            "beta": ctx.zeros((features,)),
-            "running_mean": ctx.zeros((features,)),
-            "running_var": np.ones(features, dtype=ctx.dtype),
-        }
-        self.trainable = ("gamma", "beta")
+        channels = input_shape[0]
+        ctx.add_weight("gamma", np.ones(channels))
+        ctx.add_weight("beta", ctx.zeros((channels,)))
+        ctx.add_weight("running_mean", ctx.zeros((channels,)), trainable=False)
+        ctx.add_weight("running_var", np.ones(channels), trainable=False)
 
-    def forward(self, x, training):
-        w = self.weights
-        axes = tuple(range(x.ndim - 1))
-        if training:
+    def forward(self, ctx, p, x):
+        axes, shape = _channel_axes(x)
+        if ctx.training:
             mean = x.mean(axis=axes)
             var = x.var(axis=axes)
-            count = x.size // x.shape[-1]
+            count = x.size // x.shape[1]
             m = self.hp["momentum"]
             unbiased = var * count / max(count - 1, 1)
-            w["running_mean"][...] = (1 - m) * w["running_mean"] + m * mean
-            w["running_var"][...] = (1 - m) * w["running_var"] + m * unbiased
+            ctx.set_state("running_mean", (1 - m) * p["running_mean"] + m * mean)
+            ctx.set_state("running_var", (1 - m) * p["running_var"] + m * unbiased)
         else:
-            mean, var = w["running_mean"], w["running_var"]
-        inv_std = 1.0 / np.sqrt(var + self.hp["eps"])
-        x_hat = (x - mean) * inv_std
-        y = w["gamma"] * x_hat + w["beta"]
-        self.cache = {"x_hat": x_hat, "inv_std": inv_std, "training": training}
-        self.observed = {"pre_activation": x_hat, "activation": y}
+            mean, var = p["running_mean"], p["running_var"]
+        inv_std = (1.0 / np.sqrt(var + self.hp["eps"])).reshape(shape)
+        x_hat = (x - mean.reshape(shape)) * inv_std
+        y = p["gamma"].reshape(shape) * x_hat + p["beta"].reshape(shape)
+        ctx.save(x_hat=x_hat, inv_std=inv_std)
+        ctx.observe(pre_activation=x_hat, activation=y)
         return y
 
-    def backward(self, dy):
-        x_hat, inv_std = self.cache["x_hat"], self.cache["inv_std"]
-        axes = tuple(range(dy.ndim - 1))
-        self.grads = {"gamma": (dy * x_hat).sum(axis=axes), "beta": dy.sum(axis=axes)}
-        dx_hat = dy * self.weights["gamma"]
-        if not self.cache["training"]:
-            return dx_hat * inv_std
-        count = dy.size // dy.shape[-1]
-        return (
-            inv_std
-            / count
-            * (count * dx_hat - dx_hat.sum(axis=axes) - x_hat * (dx_hat * x_hat).sum(axis=axes))
-        )
+    def backward(self, ctx, p, dy):
+        x_hat, inv_std = ctx.saved["x_hat"], ctx.saved["inv_std"]
+        axes, shape = _channel_axes(dy)
+        grads = {"gamma": (dy * x_hat).sum(axis=axes), "beta": dy.sum(axis=axes)}
+        dx_hat = dy * p["gamma"].reshape(shape)
+        if not ctx.training:
+            return dx_hat * inv_std, grads
+        count = dy.size // dy.shape[1]
+        sum_dx_hat = dx_hat.sum(axis=axes, keepdims=True)
+        sum_dx_hat_x_hat = (dx_hat * x_hat).sum(axis=axes, keepdims=True)
+        dx = inv_std / count * (count * dx_hat - sum_dx_hat - x_hat * sum_dx_hat_x_hat)
+        return dx, grads
+
+
+def _channel_axes(x):
+    """The axes batch norm averages over (all but the channel axis 1) and the shape that
+    broadcasts a per-channel vector against x."""
+    axes = (0, *range(2, x.ndim))
+    return axes, (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
 class Residual(Layer):
@@ -214,40 +211,20 @@ class Residual(Layer):
     )
 
     def build(self, input_shape, ctx):
-        super().build(input_shape, ctx)
-        width = input_shape[-1]
-        self.inner = ctx.make(
-            "layer", "dense", units=self.hp["hidden"], activation=self.hp["activation"]
-        )
-        self.outer = ctx.make("layer", "dense", units=width)
-        self.inner.build(input_shape, ctx)
-        self.outer.build((self.hp["hidden"],), ctx)
-        self.weights = {f"inner.{k}": v for k, v in self.inner.weights.items()}
-        self.weights.update({f"outer.{k}": v for k, v in self.outer.weights.items()})
-        self.trainable = tuple(self.weights)
+        hidden, activation = self.hp["hidden"], self.hp["activation"]
+        ctx.add_child("inner", "dense", input_shape, units=hidden, activation=activation)
+        ctx.add_child("outer", "dense", (hidden,), units=input_shape[-1])
 
-    def _bind(self):
-        """Let the children see the (possibly re-bound) arrays in ``self.weights``."""
-        for prefix, child in (("inner.", self.inner), ("outer.", self.outer)):
-            for k in child.weights:
-                child.weights[k] = self.weights[prefix + k]
-
-    def forward(self, x, training):
-        self._bind()
-        h = self.inner.forward(x, training)
-        y = x + self.outer.forward(h, training)
-        self.observed = {"activation": y}
+    def forward(self, ctx, p, x):
+        h = ctx.forward("inner", x)
+        y = x + ctx.forward("outer", h)
+        ctx.observe(activation=y)
         return y
 
-    def backward(self, dy):
-        dh = self.outer.backward(dy)
-        dx = self.inner.backward(dh) + dy
-        self.grads = {f"inner.{k}": v for k, v in self.inner.grads.items()}
-        self.grads.update({f"outer.{k}": v for k, v in self.outer.grads.items()})
-        return dx
-
-    def sublayers(self):
-        return [self.inner, self.outer]
+    def backward(self, ctx, p, dy):
+        dh = ctx.backward("outer", dy)
+        dx = ctx.backward("inner", dh) + dy
+        return dx, {}
 
 
 class Flatten(Layer):
@@ -258,12 +235,12 @@ class Flatten(Layer):
     def output_shape(self, input_shape):
         return (math.prod(input_shape),)
 
-    def forward(self, x, training):
-        self.cache = {"shape": x.shape}
+    def forward(self, ctx, p, x):
+        ctx.save(shape=x.shape)
         return x.reshape(len(x), -1)
 
-    def backward(self, dy):
-        return dy.reshape(self.cache["shape"])
+    def backward(self, ctx, p, dy):
+        return dy.reshape(ctx.saved["shape"]), {}
 
 
 PLUGINS = [Dense, ActivationLayer, Dropout, BatchNorm, Residual, Flatten]

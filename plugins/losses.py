@@ -24,6 +24,9 @@ class MSE(Loss):
     def residuals(self, pred, target):
         return ((pred - target) / np.sqrt(pred.size)).ravel()
 
+    def residual_scale(self, pred, target):
+        return np.full(pred.shape, 1.0 / np.sqrt(pred.size))
+
 
 class MAE(Loss):
     name = "mae"

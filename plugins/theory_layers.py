@@ -8,8 +8,6 @@ wide network trains like its linearization and its tangent kernel barely changes
 
 import math
 
-import numpy as np
-
 from gradient_lab.engine.plugin_api import Layer, Param, PluginError
 
 
@@ -47,7 +45,6 @@ class NTKDense(Layer):
     )
 
     def build(self, input_shape, ctx):
-        super().build(input_shape, ctx)
         if len(input_shape) != 1:
             raise PluginError(
                 f"ntk_dense expects flat samples, got shape {tuple(input_shape)}; "
@@ -56,30 +53,29 @@ class NTKDense(Layer):
         fan_in, units = input_shape[0], self.hp["units"]
         self.act = ctx.make("activation", self.hp["activation"], **self.hp["activation_params"])
         self.scale = self.hp["weight_std"] / math.sqrt(fan_in)
-        self.weights = {"W": np.asarray(ctx.rng.normal(size=(fan_in, units)), dtype=ctx.dtype)}
+        ctx.add_weight("W", ctx.rng.normal(size=(fan_in, units)))
         if self.hp["use_bias"]:
-            self.weights["b"] = np.asarray(ctx.rng.normal(size=units), dtype=ctx.dtype)
-        self.trainable = tuple(self.weights)
+            ctx.add_weight("b", ctx.rng.normal(size=units))
 
     def output_shape(self, input_shape):
         return (self.hp["units"],)
 
-    def forward(self, x, training):
-        z = (x @ self.weights["W"]) * self.scale
+    def forward(self, ctx, p, x):
+        z = (x @ p["W"]) * self.scale
         if self.hp["use_bias"]:
-            z = z + self.hp["bias_std"] * self.weights["b"]
+            z = z + self.hp["bias_std"] * p["b"]
         y = self.act.apply(z)
-        self.cache = {"x": x, "z": z, "y": y}
-        self.observed = {"pre_activation": z, "activation": y}
+        ctx.save(x=x, z=z, y=y)
+        ctx.observe(pre_activation=z, activation=y)
         return y
 
-    def backward(self, dy):
-        x, z, y = self.cache["x"], self.cache["z"], self.cache["y"]
+    def backward(self, ctx, p, dy):
+        x, z, y = ctx.saved["x"], ctx.saved["z"], ctx.saved["y"]
         dz = self.act.gradient(z, y, dy)
-        self.grads = {"W": (x.T @ dz) * self.scale}
+        grads = {"W": (x.T @ dz) * self.scale}
         if self.hp["use_bias"]:
-            self.grads["b"] = self.hp["bias_std"] * dz.sum(axis=0)
-        return (dz @ self.weights["W"].T) * self.scale
+            grads["b"] = self.hp["bias_std"] * dz.sum(axis=0)
+        return (dz @ p["W"].T) * self.scale, grads
 
     def output_activation(self):
         return self.hp["activation"]

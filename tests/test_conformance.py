@@ -132,12 +132,12 @@ class WrongSquare(Layer):
     formula = r"y = x^2"
     teaching = "Forgets the factor 2 in its backward."
 
-    def forward(self, x, training):
-        self.cache = {"x": x}
+    def forward(self, ctx, p, x):
+        ctx.save(x=x)
         return x * x
 
-    def backward(self, dy):
-        return dy * self.cache["x"]
+    def backward(self, ctx, p, dy):
+        return dy * ctx.saved["x"], {}
 
 
 class ExplodingLayer(Layer):
@@ -145,7 +145,7 @@ class ExplodingLayer(Layer):
     formula = r"y = x"
     teaching = "Raises inside forward."
 
-    def forward(self, x, training):
+    def forward(self, ctx, p, x):
         raise ZeroDivisionError("boom")
 
 

@@ -50,12 +50,12 @@ class Cube(Layer):
     teaching = "The exact backward."
     factor = 1.0
 
-    def forward(self, x, training):
-        self.cache = {"x": x}
+    def forward(self, ctx, p, x):
+        ctx.save(x=x)
         return x**3
 
-    def backward(self, dy):
-        return self.factor * 3.0 * dy * self.cache["x"] ** 2
+    def backward(self, ctx, p, dy):
+        return self.factor * 3.0 * dy * ctx.saved["x"] ** 2, {}
 
 
 class NearlyCube(Cube):
@@ -109,12 +109,11 @@ class WrongWhileTraining(Layer):
     formula = r"y = 2x \text{ (training)}, \quad y = x \text{ (evaluation)}"
     teaching = "Right at evaluation, wrong while training."
 
-    def forward(self, x, training):
-        self.cache = {"training": training}
-        return 2.0 * x if training else x
+    def forward(self, ctx, p, x):
+        return 2.0 * x if ctx.training else x
 
-    def backward(self, dy):
-        return dy
+    def backward(self, ctx, p, dy):
+        return dy, {}
 
 
 class NaNDerivative(GoodSine):

@@ -252,17 +252,14 @@ class Scale(Layer):
     teaching = "A learned per-feature scale the curvature module has no exact rule for."
 
     def build(self, input_shape, ctx):
-        super().build(input_shape, ctx)
-        self.weights = {"s": np.full(input_shape[-1], 0.8, dtype=ctx.dtype)}
-        self.trainable = ("s",)
+        ctx.add_weight("s", np.full(input_shape[-1], 0.8))
 
-    def forward(self, x, training):
-        self.cache = {"x": x}
-        return x * self.weights["s"]
+    def forward(self, ctx, p, x):
+        ctx.save(x=x)
+        return x * p["s"]
 
-    def backward(self, dy):
-        self.grads = {"s": (dy * self.cache["x"]).sum(axis=0)}
-        return dy * self.weights["s"]
+    def backward(self, ctx, p, dy):
+        return dy * p["s"], {"s": (dy * ctx.saved["x"]).sum(axis=0)}
 
 
 class GainDense(Dense):
@@ -272,18 +269,17 @@ class GainDense(Dense):
 
     def build(self, input_shape, ctx):
         super().build(input_shape, ctx)
-        self.weights["gain"] = np.full(1, 1.3, dtype=ctx.dtype)
-        self.trainable = tuple(self.weights)
+        ctx.add_weight("gain", np.full(1, 1.3))
 
-    def forward(self, x, training):
-        y = super().forward(x, training)
-        self.cache["ungained"] = y
-        return y * self.weights["gain"]
+    def forward(self, ctx, p, x):
+        y = super().forward(ctx, p, x)
+        ctx.save(ungained=y)
+        return y * p["gain"]
 
-    def backward(self, dy):
-        dx = super().backward(dy * self.weights["gain"])
-        self.grads["gain"] = np.array([(dy * self.cache["ungained"]).sum()])
-        return dx
+    def backward(self, ctx, p, dy):
+        dx, grads = super().backward(ctx, p, dy * p["gain"])
+        grads["gain"] = np.array([(dy * ctx.saved["ungained"]).sum()])
+        return dx, grads
 
 
 class LogCosh(Loss):

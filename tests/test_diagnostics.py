@@ -185,12 +185,8 @@ def test_update_ratio_of_sgd_is_log10_of_lr_times_gradient_spread():
 
 def forward_values(session: Session, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """(pre-activation, activation) of every layer, through the layers' own NumPy code."""
-    out = []
-    h = x
-    for layer in session.model.layers:
-        h = layer.forward(h, training=False)
-        out.append((layer.observed["pre_activation"], layer.observed["activation"]))
-    return out
+    _, calls = session.model.trace(x, training=False)
+    return [(c.observed["pre_activation"], c.observed["activation"]) for c in calls]
 
 
 def test_dead_units_are_those_never_active_on_the_data():

@@ -183,5 +183,35 @@ def test_a_dropin_written_for_the_old_import_name_says_which_import_to_write(tmp
     assert failed.error == (
         "written for plugin API 1 (imports 'engine'): write "
         "`from gradient_lab.engine.plugin_api import ...` instead of "
-        "`from engine.plugin_api import ...` (plugin API 2)"
+        "`from engine.plugin_api import ...` (plugin API 3)"
     )
+
+
+OLD_STYLE_LAYER = """
+from gradient_lab.engine.plugin_api import Layer
+
+
+class Twice(Layer):
+    name = "twice"
+    formula = "y = 2x"
+    teaching = "Written for plugin API 2: state kept on the layer."
+
+    def forward(self, x, training):
+        self.cache = {"x": x}
+        return 2 * x
+
+    def backward(self, dy):
+        return 2 * dy
+
+
+PLUGINS = [Twice]
+"""
+
+
+def test_a_layer_written_for_api_2_says_how_to_write_it_now(tmp_path):
+    (tmp_path / "old_layer.py").write_text(OLD_STYLE_LAYER)
+    registry = discover(plugins_dir=tmp_path)
+    [failed] = [r for r in registry.records if r.name == "twice"]
+    assert failed.status == "failed"
+    assert "written for plugin API 2 (forward(x, training))" in failed.error
+    assert "forward(self, ctx, p, x)" in failed.error

@@ -116,11 +116,6 @@ def test_rewind_to_the_start_then_the_same_run_again(reference):
     assert np.array_equal(session.history.steps.column("train_loss"), losses)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known broken promise, Engine 2 issue: dropout draws from the weight-initialisation "
-    "generator, which checkpoints do not save",
-)
 def test_rewind_replays_dropout_bit_for_bit():
     layers = [dense(6, "tanh"), '{ type = "dropout", rate = 0.5 }', dense(1, "tanh")]
     text = experiment_text(layers, optimizer=STATEFUL["adam"], batch_size=8, epochs=None)

@@ -163,3 +163,27 @@ def test_regression_without_validation_data():
     assert s.targets_val.shape == (0, 1)
     s.run_epochs(2)
     assert "val_loss" not in s.history.epochs[-1]
+
+
+def test_levenberg_marquardt_jacobian_keeps_samples_fitted_exactly():
+    """Samples whose prediction equals the target still belong in J: the residual's
+    derivative does not depend on the residual. (The Jacobian was scaled by r / (pred - t)
+    with 1 for a zero denominator, so those rows came out 0 and one step was 35% off.)"""
+    s = session(
+        [dense(4, "tanh"), dense(1, "linear")],
+        optimizer="levenberg_marquardt",
+        dataset="sine",
+        data="n = 25\nnoise = 0.0",
+    )
+    s.targets_train[:5] = s.predict(s.x_train[:5])  # five samples fitted exactly
+    theta = s.model.theta.copy()
+    jac = s.context.jacobian(theta)
+    numeric = np.zeros_like(jac)
+    for i in range(theta.size):
+        h = 1e-6 * max(1.0, abs(theta[i]))
+        up, down = theta.copy(), theta.copy()
+        up[i] += h
+        down[i] -= h
+        numeric[:, i] = (s.context.residuals(up) - s.context.residuals(down)) / (2 * h)
+    assert np.abs(jac[:5]).max() > 0.0
+    np.testing.assert_allclose(jac, numeric, rtol=1e-6, atol=1e-9)

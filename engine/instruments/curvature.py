@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from gradient_lab.engine.model import Model, Slot
-from gradient_lab.engine.plugin_api import Activation, ActivationFusion, DenseFusion, Layer, Loss
+from gradient_lab.engine.model import Model, Node, Slot
+from gradient_lab.engine.plugin_api import Activation, ActivationFusion, DenseFusion, Loss
 from gradient_lab.engine.training.evaluation import Evaluator, eval_data
 
 EXACT = "exact"
@@ -303,44 +303,51 @@ class _Flatten(_Op):
 
 class _BatchNormEval(_Op):
     """Evaluation mode: y = gamma x̂ + beta with x̂ = (x - running_mean) / sqrt(running_var + eps),
-    a per-feature affine map whose scale and shift are trainable."""
+    a per-channel affine map (channels on axis 1 of the batch) whose scale and shift train."""
 
     has_params = True
 
-    def __init__(self, theta: Array, layer: Layer, gamma: Slot, beta: Slot) -> None:
+    def __init__(self, theta: Array, node: Node, gamma: Slot, beta: Slot) -> None:
         self.gamma_slot, self.beta_slot = gamma, beta
         self.gamma, self.beta = _param(theta, gamma), _param(theta, beta)
-        self.mean = np.asarray(layer.weights["running_mean"], dtype=np.float64)
-        var = np.asarray(layer.weights["running_var"], dtype=np.float64)
-        self.inv_std = 1.0 / np.sqrt(var + layer.hp["eps"])
+        self.mean = np.asarray(node.state["running_mean"], dtype=np.float64)
+        var = np.asarray(node.state["running_var"], dtype=np.float64)
+        self.inv_std = 1.0 / np.sqrt(var + node.layer.hp["eps"])
 
     def slots(self) -> list[Slot]:
         return [self.gamma_slot, self.beta_slot]
 
     def forward(self, x: Array) -> Array:
-        self.x_hat = (x - self.mean) * self.inv_std
-        return self.gamma * self.x_hat + self.beta
+        self.shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        self.c_inv = self.inv_std.reshape(self.shape)
+        self.c_gamma = self.gamma.reshape(self.shape)
+        self.x_hat = (x - self.mean.reshape(self.shape)) * self.c_inv
+        return self.c_gamma * self.x_hat + self.beta.reshape(self.shape)
 
     def backward(self, gy: Array) -> Array:
         self.gy = gy
-        return gy * self.gamma * self.inv_std
+        return gy * self.c_gamma * self.c_inv
+
+    def _directions(self, d: _Block, slot: Slot) -> Array:
+        """A per-channel direction block (k, C) shaped to broadcast over (k, batch, C, ...)."""
+        v = d.direction(slot)
+        return v.reshape((len(v), *self.shape))
 
     def rforward(self, rx: Array | None, d: _Block) -> Array | None:
         self.rx = rx
-        ndim = self.x_hat.ndim + 1
-        ry = _lead(d.direction(self.gamma_slot), ndim) * self.x_hat
-        ry = ry + _lead(d.direction(self.beta_slot), ndim)
-        return ry if rx is None else ry + self.gamma * self.inv_std * rx
+        ry = self._directions(d, self.gamma_slot) * self.x_hat
+        ry = ry + self._directions(d, self.beta_slot)
+        return ry if rx is None else ry + self.c_gamma * self.c_inv * rx
 
     def rbackward(self, rgy: Array, d: _Block) -> Array:
-        axes = tuple(range(1, rgy.ndim - 1))
+        axes = (1, *range(3, rgy.ndim))  # all but the direction and channel axes
         rg_gamma = (rgy * self.x_hat).sum(axis=axes)
         if self.rx is not None:
-            rg_gamma = rg_gamma + (self.gy * self.inv_std * self.rx).sum(axis=axes)
+            rg_gamma = rg_gamma + (self.gy * self.c_inv * self.rx).sum(axis=axes)
         d.put(self.gamma_slot, rg_gamma)
         d.put(self.beta_slot, rgy.sum(axis=axes))
-        v_gamma = _lead(d.direction(self.gamma_slot), rgy.ndim)
-        return self.inv_std * (rgy * self.gamma + self.gy * v_gamma)
+        v_gamma = self._directions(d, self.gamma_slot)
+        return self.c_inv * (rgy * self.c_gamma + self.gy * v_gamma)
 
 
 class _Residual(_Op):
@@ -404,8 +411,8 @@ def _dense_ops(
     return [_Affine(theta, w, b), *act_ops]
 
 
-def _residual_ops(theta: Array, layer: Layer, slots: dict[str, Slot]) -> list[_Op] | None:
-    children = layer.sublayers()
+def _residual_ops(theta: Array, node: Node, slots: dict[str, Slot]) -> list[_Op] | None:
+    children = [child.layer for child in node.children.values()]
     if len(children) != 2:
         return None
     ops: list[_Op] = []
@@ -420,20 +427,21 @@ def _residual_ops(theta: Array, layer: Layer, slots: dict[str, Slot]) -> list[_O
     return [_Residual(ops)]
 
 
-def _layer_ops(theta: Array, layer: Layer, slots: dict[str, Slot]) -> list[_Op] | None:
+def _layer_ops(theta: Array, node: Node, slots: dict[str, Slot]) -> list[_Op] | None:
     """The R-operator steps of one layer, or None when it has no exact rule here.
 
     Dense and activation layers are recognized by the fusion description they publish (so a
     plugin layer that is y = f(x W + b) qualifies); the other built-ins by name and weights.
     Every trainable weight of the layer must be one the steps account for."""
-    ops = _recognized_ops(theta, layer, slots)
+    ops = _recognized_ops(theta, node, slots)
     if ops is None:
         return None
     used = {slot.name for op in ops for slot in op.slots()}
     return ops if used == set(slots) else None
 
 
-def _recognized_ops(theta: Array, layer: Layer, slots: dict[str, Slot]) -> list[_Op] | None:
+def _recognized_ops(theta: Array, node: Node, slots: dict[str, Slot]) -> list[_Op] | None:
+    layer = node.layer
     fusion = layer.fusion()
     if isinstance(fusion, DenseFusion):
         return _dense_ops(theta, fusion, slots)
@@ -444,16 +452,16 @@ def _recognized_ops(theta: Array, layer: Layer, slots: dict[str, Slot]) -> list[
     if layer.name == "dropout":
         return [_Op()]
     if layer.name == "batch_norm" and {"gamma", "beta"} <= set(slots):
-        return [_BatchNormEval(theta, layer, slots["gamma"], slots["beta"])]
+        return [_BatchNormEval(theta, node, slots["gamma"], slots["beta"])]
     if layer.name == "residual":
-        return _residual_ops(theta, layer, slots)
+        return _residual_ops(theta, node, slots)
     return None
 
 
 def _model_ops(model: Model, theta: Array) -> list[_Op] | None:
     ops: list[_Op] = []
-    for i, layer in enumerate(model.layers):
-        layer_ops = _layer_ops(theta, layer, {s.name: s for s in model.layer_slots(i)})
+    for i, node in enumerate(model.nodes):
+        layer_ops = _layer_ops(theta, node, {s.name: s for s in model.layer_slots(i)})
         if layer_ops is None:
             return None
         ops.extend(layer_ops)

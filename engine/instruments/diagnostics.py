@@ -20,8 +20,7 @@ explode or keep their size through depth.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,6 @@ __all__ = [
     "HealthRecorder",
     "histogram",
     "layer_health",
-    "preserved_layers",
     "save_npz",
     "signal_propagation",
 ]
@@ -350,24 +348,6 @@ class _Records:
 # ------------------------------------------------------------------------------------ recording
 
 
-@contextmanager
-def preserved_layers(model: Any) -> Iterator[None]:
-    """Restore every layer's cache and observed values after an extra forward pass, so the
-    session's phase-by-phase view still shows its own batch."""
-    layers: list[Any] = []
-    stack = list(model.layers)
-    while stack:
-        layer = stack.pop()
-        layers.append(layer)
-        stack.extend(layer.sublayers())
-    saved = [(layer, dict(layer.cache), dict(layer.observed)) for layer in layers]
-    try:
-        yield
-    finally:
-        for layer, cache, observed in saved:
-            layer.cache, layer.observed = cache, observed
-
-
 class HealthRecorder:
     """Records training-health statistics along a session's training.
 
@@ -461,13 +441,10 @@ class HealthRecorder:
 
     def _observed_layers(self) -> list[int]:
         """Top-level layers that report both a pre-activation and an activation."""
-        with preserved_layers(self.model):
-            self.model.forward(self._x[:1], training=False)
-            return [
-                k
-                for k, layer in enumerate(self.model.layers)
-                if {"pre_activation", "activation"} <= set(layer.observed)
-            ]
+        _, calls = self.model.trace(self._x[:1], training=False)
+        return [
+            k for k, c in enumerate(calls) if {"pre_activation", "activation"} <= set(c.observed)
+        ]
 
     # -------------------------------------------------------------- recording
     def record(
@@ -539,17 +516,16 @@ class HealthRecorder:
                 out,
             )
             return
-        with preserved_layers(self.model):
-            self.model.forward(self._x, training=False)
-            for i, k in enumerate(self.layer_indices):
-                observed = self.model.layers[k].observed
-                z = _rows(observed["pre_activation"])
-                y = _rows(observed["activation"])
-                _layer_data_stats(
-                    z, y, self._kinds[i], self._los[i], self._his[i],
-                    b.pre_activation, self._p_lookup, b.activation, self._a_lookup,
-                    out[0][i], out[1][i], out[2][i],
-                )  # fmt: skip
+        _, calls = self.model.trace(self._x, training=False)
+        for i, k in enumerate(self.layer_indices):
+            observed = calls[k].observed
+            z = _rows(observed["pre_activation"])
+            y = _rows(observed["activation"])
+            _layer_data_stats(
+                z, y, self._kinds[i], self._los[i], self._his[i],
+                b.pre_activation, self._p_lookup, b.activation, self._a_lookup,
+                out[0][i], out[1][i], out[2][i],
+            )  # fmt: skip
 
     # -------------------------------------------------------------- reading
     @property

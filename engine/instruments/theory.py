@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from gradient_lab.engine.instruments.diagnostics import preserved_layers
 from gradient_lab.engine.instruments.diagnostics import save_npz as _save_npz
 from gradient_lab.engine.model import Model
 from gradient_lab.engine.plugin_api import Objective, Optimizer, OptimizerContext
@@ -79,8 +78,7 @@ def _model_of(source: Any) -> Model:
 
 def jacobian(source: Any, x: np.ndarray) -> np.ndarray:
     """d outputs / d theta in evaluation mode: one row per (sample, output), sample-major, one
-    column per parameter. The model's parameters, gradient buffer and layer views are left as
-    they were."""
+    column per parameter. The model's parameters and gradient buffer are left as they were."""
     model = _model_of(source)
     x = np.ascontiguousarray(x, dtype=model.dtype)
     outputs = int(np.prod(model.output_shape))
@@ -90,12 +88,7 @@ def jacobian(source: Any, x: np.ndarray) -> np.ndarray:
             f"the Jacobian would have {rows} x {model.n_params} entries; use fewer inputs "
             f"(at most {MAX_JACOBIAN_ENTRIES // max(1, model.n_params * outputs)})"
         )
-    saved_grad = model.grad.copy()
-    try:
-        with preserved_layers(model):
-            return model.output_jacobian(x)
-    finally:
-        model.grad[...] = saved_grad
+    return model.output_jacobian(x)
 
 
 def empirical_ntk(source: Any, x: np.ndarray) -> np.ndarray:
@@ -191,7 +184,7 @@ def _mlp(
     )
     init = registry.create("initializer", "he_normal")  # for "standard" only
     rng = np.random.default_rng(seed)
-    return Model(arch.layers(n_in, 1, "linear"), (n_in,), registry.create, init, rng)
+    return Model(arch.layers((n_in,), 1, "linear"), (n_in,), registry.create, init, rng)
 
 
 def _train_full_batch(
@@ -201,11 +194,9 @@ def _train_full_batch(
     state = optimizer.init(model.theta)
     value = math.nan
     for _ in range(steps):
-        pred = model.forward(x, training=True)
+        pred, calls = model.trace(x, training=True)
         value = float(loss.value(pred, t))
-        dy = loss.grad(pred, t)
-        for k in range(len(model.layers) - 1, -1, -1):
-            dy = model.backward_layer(k, dy)
+        model.backward(calls, loss.grad(pred, t))
         update, state = optimizer.update(model.grad, state, model.theta)
         model.theta += update
     return value

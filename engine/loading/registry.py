@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import os
 import sys
 import traceback
@@ -27,6 +28,7 @@ from gradient_lab.engine.plugin_api import (
     API_VERSION,
     KIND_BASES,
     KINDS,
+    LAYER_API_VERSION,
     Param,
     Plugin,
     PluginError,
@@ -80,6 +82,28 @@ def old_import_hint(exc: BaseException) -> str:
     )
 
 
+def _version_problems(cls: Any) -> list[str]:
+    """API 3 changed only layers and architectures: other kinds written for API 2 still load."""
+    oldest = LAYER_API_VERSION if cls.kind in ("layer", "architecture") else 2
+    if cls.api_version not in range(oldest, API_VERSION + 1):
+        return [f"api_version {cls.api_version!r} is not supported (this is {API_VERSION})"]
+    if cls.kind == "layer" and _old_layer_signature(cls):
+        return [
+            "written for plugin API 2 (forward(x, training)): layers are pure since API 3: "
+            "write forward(self, ctx, p, x) and backward(self, ctx, p, dy) -> (dx, grads), "
+            "and declare weights in build with ctx.add_weight"
+        ]
+    return []
+
+
+def _old_layer_signature(cls: Any) -> bool:
+    try:
+        names = list(inspect.signature(cls.forward).parameters)
+    except (TypeError, ValueError):
+        return False
+    return names[1:3] == ["x", "training"]
+
+
 def contract_problems(cls: Any) -> list[str]:
     """What is wrong with a plugin class's declaration (empty when it keeps the contract)."""
     if not isinstance(cls, type) or not issubclass(cls, Plugin):
@@ -91,8 +115,7 @@ def contract_problems(cls: Any) -> list[str]:
         problems.append(f"a {cls.kind} plugin must subclass {KIND_BASES[cls.kind].__name__}")
     if not isinstance(cls.name, str) or not cls.name.replace("_", "").isalnum():
         problems.append(f"name {cls.name!r} must be letters, digits and underscores")
-    if cls.api_version != API_VERSION:
-        problems.append(f"api_version {cls.api_version!r} is not supported (this is {API_VERSION})")
+    problems.extend(_version_problems(cls))
     if not isinstance(cls.version, str) or not cls.version:
         problems.append("version must be a non-empty text")
     for attr in ("formula", "teaching"):

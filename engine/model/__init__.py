@@ -1,5 +1,6 @@
-"""The model: layer plugins in order, their weights packed into one flat vector."""
+"""The model: layer plugins in a tree by path, their weights packed into one flat vector."""
 
-from gradient_lab.engine.model.model import Model, Slot
+from gradient_lab.engine.model.model import Model
+from gradient_lab.engine.model.tree import Node, Slot
 
-__all__ = ["Model", "Slot"]
+__all__ = ["Model", "Node", "Slot"]

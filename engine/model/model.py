@@ -1,35 +1,20 @@
-"""A model: layer plugins in order, with all trainable weights packed in one flat vector.
+"""A model: layer plugins in order, their trainable weights packed in one flat vector theta.
 
-Packing lets optimizers, checkpoints, landscapes and Jacobians see one vector ``theta`` while each
-layer keeps reading its own named arrays (which are views into ``theta``).
+Packing lets optimizers, checkpoints, landscapes and Jacobians see one vector while each layer
+reads its own named arrays (read-only views into theta, handed in at every call). The layers
+are pure, so the model can run at any theta and any number of passes can be in flight.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from gradient_lab.engine.plugin_api import BuildContext, Initializer, Layer, PluginError
-
-
-@dataclass(frozen=True)
-class Slot:
-    """Where one named weight lives in theta."""
-
-    layer: int
-    name: str
-    offset: int
-    shape: tuple[int, ...]
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    @property
-    def key(self) -> str:
-        return f"layers.{self.layer}.{self.name}"
+from gradient_lab.engine.model.calls import Runner
+from gradient_lab.engine.model.tree import Node, Slot, pack_node
+from gradient_lab.engine.plugin_api import BuildContext, Call, Initializer, Layer, PluginError
 
 
 class Model:
@@ -48,40 +33,55 @@ class Model:
         self.configs = [dict(c) for c in layer_configs]
         self.layers: list[Layer] = []
         self.shapes: list[tuple[int, ...]] = [tuple(input_shape)]
-        ctx = BuildContext(rng=rng, initializer=initializer, dtype=self.dtype, make=make)
+        self.nodes: list[Node] = []
+        values: list[np.ndarray] = []
+        offset = 0
         for i, config in enumerate(self.configs):
             options = {k: v for k, v in config.items() if k != "type"}
+            path = f"layers.{i}"
             try:
                 layer = make("layer", config["type"], **options)
+                ctx = BuildContext(rng, initializer, self.dtype, make, path)
                 layer.build(self.shapes[-1], ctx)
                 out_shape = tuple(layer.output_shape(self.shapes[-1]))
             except PluginError as exc:
                 raise PluginError(f"model.layers[{i}]: {exc}") from None
+            node, offset = pack_node(layer, ctx, self.shapes[-1], path, i, offset, values)
             self.layers.append(layer)
+            self.nodes.append(node)
             self.shapes.append(out_shape)
-        self._pack()
-
-    def _pack(self) -> None:
-        slots, offset = [], 0
-        for i, layer in enumerate(self.layers):
-            for name in layer.trainable:
-                shape = tuple(layer.weights[name].shape)
-                slots.append(Slot(i, name, offset, shape))
-                offset += int(np.prod(shape, dtype=np.int64))
-        self.slots: list[Slot] = slots
-        self.theta = np.zeros(offset, dtype=self.dtype)
-        self.grad = np.zeros(offset, dtype=self.dtype)
-        self.decay_mask = np.zeros(offset, dtype=self.dtype)
-        for s in slots:
-            layer = self.layers[s.layer]
-            self.theta[s.offset : s.offset + s.size] = np.asarray(layer.weights[s.name]).ravel()
-            layer.weights[s.name] = self.view(self.theta, s)
-            if s.name in layer.decay_names:
-                self.decay_mask[s.offset : s.offset + s.size] = 1.0
+        self.theta = (
+            np.concatenate(values).astype(self.dtype) if values else np.zeros(0, self.dtype)
+        )
+        self.grad = np.zeros_like(self.theta)
+        self.slots: list[Slot] = [s for n in self.walk() for s in n.slots.values()]
+        self.slots.sort(key=lambda s: s.offset)
+        self.decay_mask = np.zeros_like(self.theta)
+        for node in self.walk():
+            for name, s in node.slots.items():
+                if name in node.layer.decay_names:
+                    self.decay_mask[s.offset : s.offset + s.size] = 1.0
 
     @staticmethod
     def view(vector: np.ndarray, slot: Slot) -> np.ndarray:
         return vector[slot.offset : slot.offset + slot.size].reshape(slot.shape)
+
+    # ------------------------------------------------------------------ the tree
+    def walk(self) -> list[Node]:
+        """Every layer and child layer, in order, parents before their children."""
+        return [n for top in self.nodes for n in top.walk()]
+
+    def node(self, path: str | int) -> Node:
+        """The layer at ``path`` (``layers.3.attn``), or top-level layer ``path`` given a number."""
+        if isinstance(path, int):
+            return self.nodes[path]
+        for n in self.walk():
+            if n.path == path:
+                return n
+        raise PluginError(f"no layer at {path!r}: choose one of {', '.join(self.paths())}")
+
+    def paths(self) -> list[str]:
+        return [n.path for n in self.walk()]
 
     # ------------------------------------------------------------------ shapes and names
     @property
@@ -102,58 +102,93 @@ class Model:
     def layer_slots(self, layer: int) -> list[Slot]:
         return [s for s in self.slots if s.layer == layer]
 
-    # ------------------------------------------------------------------ generic passes
-    def forward_layer(self, k: int, x: np.ndarray, training: bool) -> np.ndarray:
-        return self.layers[k].forward(x, training)
+    # ------------------------------------------------------------------ passes
+    def runner(
+        self,
+        training: bool,
+        rng: np.random.Generator | None = None,
+        theta: np.ndarray | None = None,
+        grad: np.ndarray | None = None,
+    ) -> Runner:
+        """A pass at ``theta`` (default: the model's) adding gradients into ``grad``."""
+        return Runner(
+            self.theta if theta is None else theta,
+            self.grad if grad is None else grad,
+            training,
+            rng,
+        )
 
-    def backward_layer(self, k: int, dy: np.ndarray) -> np.ndarray:
-        """Backward through layer k; its parameter gradients land in ``self.grad``."""
-        layer = self.layers[k]
-        dx = layer.backward(dy)
-        for s in self.layer_slots(k):
-            g = layer.grads[s.name]
-            if g.shape != s.shape:
-                raise PluginError(
-                    f"layer {k} ({layer.name}) returned a gradient for {s.name!r} shaped "
-                    f"{g.shape}, expected {s.shape}"
-                )
-            self.view(self.grad, s)[...] = g
-        return dx
+    def forward_layer(self, k: int, x: Any, runner: Runner) -> tuple[Any, Call]:
+        return runner.forward(self.nodes[k], (x,))
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        for k in range(len(self.layers)):
-            x = self.forward_layer(k, x, training)
-        return x
+    def trace(
+        self,
+        x: np.ndarray,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        theta: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, list[Call]]:
+        """The output and every top-level layer's call record (for backward or for views)."""
+        runner = self.runner(training, rng, theta)
+        calls = []
+        for k in range(len(self.nodes)):
+            x, call = self.forward_layer(k, x, runner)
+            calls.append(call)
+        return x, calls
+
+    def forward(
+        self,
+        x: np.ndarray,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        theta: np.ndarray | None = None,
+    ) -> np.ndarray:
+        return self.trace(x, training, rng, theta)[0]
+
+    def backward(
+        self, calls: Sequence[Call], dy: np.ndarray, grad: np.ndarray | None = None
+    ) -> np.ndarray:
+        """dL/dx from dL/dy through recorded calls; parameter gradients are written to ``grad``
+        (default: the model's gradient buffer), which is zeroed first."""
+        grad = self.grad if grad is None else grad
+        grad[...] = 0.0
+        runner = self.runner(calls[0].training if calls else False, grad=grad)
+        for call in reversed(calls):
+            dy = runner.backward(call, dy)
+        return dy
+
+    def loss_gradient(
+        self, x: np.ndarray, loss: Any, target: np.ndarray, theta: np.ndarray | None = None
+    ) -> tuple[float, np.ndarray]:
+        """Loss and d loss / d theta in evaluation mode at ``theta``, on a fresh buffer."""
+        pred, calls = self.trace(x, training=False, theta=theta)
+        grad = np.zeros_like(self.theta)
+        self.backward(calls, loss.grad(pred, target), grad)
+        return float(loss.value(pred, target)), grad
 
     def output_jacobian(self, x: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
         """d outputs / d theta in evaluation mode: one row per (sample, output), sample-major,
-        from one backward pass each with upstream gradient 1 (or ``scale[i, j]``). Overwrites
-        the gradient buffer and the layers' caches."""
+        from one backward pass each with upstream gradient 1 (or ``scale[i, j]``)."""
         outputs = int(np.prod(self.output_shape))
         rows = np.zeros((len(x) * outputs, self.n_params), dtype=self.dtype)
         for i in range(len(x)):
+            out, calls = self.trace(x[i : i + 1], training=False)
             for j in range(outputs):
-                out = self.forward(x[i : i + 1], training=False)
                 dy = np.zeros_like(out).reshape(1, -1)
                 dy[0, j] = 1.0 if scale is None else scale[i, j]
-                grad = dy.reshape(out.shape)
-                for k in range(len(self.layers) - 1, -1, -1):
-                    grad = self.backward_layer(k, grad)
-                rows[i * outputs + j] = self.grad
+                for call in calls:
+                    _reopen(call)
+                self.backward(calls, dy.reshape(out.shape), rows[i * outputs + j])
         return rows
 
     # ------------------------------------------------------------------ state in and out
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """Non-trainable layer arrays (e.g. running statistics): part of a checkpoint."""
-        out = {}
-        for i, layer in enumerate(self.layers):
-            for name, arr in layer.weights.items():
-                if name not in layer.trainable:
-                    out[f"layers.{i}.{name}"] = arr
-        return out
+        """Non-trainable layer arrays (e.g. running statistics) by path: part of a checkpoint.
+        The arrays are the live ones."""
+        return {f"{n.path}.{name}": arr for n in self.walk() for name, arr in n.state.items()}
 
     def get_params(self) -> dict[str, np.ndarray]:
-        """Copies of every weight under ``layers.{i}.{name}`` (trainable and state)."""
+        """Copies of every weight under its path (trainable and state)."""
         params = {s.key: self.view(self.theta, s).copy() for s in self.slots}
         params.update({k: v.copy() for k, v in self.state_arrays().items()})
         return params
@@ -176,3 +211,11 @@ class Model:
         extra = sorted(set(params) - set(targets))
         if extra:
             raise PluginError(f"{source}: unexpected key {extra[0]!r} for this model")
+
+
+def _reopen(call: Call) -> None:
+    """Let a recorded call run its backward again (one Jacobian row per output)."""
+    call.backward_done = False
+    for children in call.children.values():
+        for child in children:
+            _reopen(child)

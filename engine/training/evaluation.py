@@ -2,14 +2,12 @@
 
 Instruments (landscapes, curvature, diagnostics) probe the loss away from the training path; they
 must neither disturb the session nor depend on minibatches. An ``Evaluator`` holds a fixed data
-set (the full training set, or a seeded subsample of stated size) and restores the parameters
-bit for bit after every probe.
+set (the full training set, or a seeded subsample of stated size) and runs the model at the
+probed theta directly: layers are pure, so the session's parameters are never touched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,37 +44,17 @@ class Evaluator:
         self.loss_fn = session.loss
         self.data = data or eval_data(session)
 
-    @contextmanager
-    def at(self, theta: np.ndarray) -> Iterator[None]:
-        """Temporarily load ``theta`` (and keep the gradient buffer); restore both exactly."""
-        saved_theta = self.model.theta.copy()
-        saved_grad = self.model.grad.copy()
-        saved_state = {k: v.copy() for k, v in self.model.state_arrays().items()}
-        self.model.theta[...] = theta
-        try:
-            yield
-        finally:
-            self.model.theta[...] = saved_theta
-            self.model.grad[...] = saved_grad
-            for key, arr in self.model.state_arrays().items():
-                arr[...] = saved_state[key]
-
     def outputs(self, theta: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
-        with self.at(theta):
-            return self.model.forward(self.data.x if x is None else x, training=False)
+        """Model outputs at ``theta``; the layers are pure, so the session is untouched."""
+        return self.model.forward(self.data.x if x is None else x, training=False, theta=theta)
 
     def loss(self, theta: np.ndarray) -> float:
         return float(self.loss_fn.value(self.outputs(theta), self.data.t))
 
     def loss_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Full-batch loss and its gradient with respect to theta."""
-        with self.at(theta):
-            pred = self.model.forward(self.data.x, training=False)
-            value = float(self.loss_fn.value(pred, self.data.t))
-            dy = self.loss_fn.grad(pred, self.data.t)
-            for k in range(len(self.model.layers) - 1, -1, -1):
-                dy = self.model.backward_layer(k, dy)
-            return value, self.model.grad.copy()
+        theta = np.asarray(theta, dtype=self.model.dtype)
+        return self.model.loss_gradient(self.data.x, self.loss_fn, self.data.t, theta)
 
     def gradient(self, theta: np.ndarray) -> np.ndarray:
         return self.loss_and_gradient(theta)[1]

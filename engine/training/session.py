@@ -24,7 +24,8 @@ from gradient_lab.engine.compute.fused import (
 from gradient_lab.engine.loading.discovery import default_registry
 from gradient_lab.engine.loading.registry import Registry
 from gradient_lab.engine.model import Model
-from gradient_lab.engine.plugin_api import OptimizerContext, PluginError
+from gradient_lab.engine.model.calls import find_call, layer_losses
+from gradient_lab.engine.plugin_api import Call, OptimizerContext, PluginError
 from gradient_lab.engine.training.data import DataSplit, split_data
 from gradient_lab.engine.training.events import Events
 from gradient_lab.engine.training.experiment import Experiment
@@ -67,6 +68,7 @@ class Checkpoint:
     state: dict[str, np.ndarray]
     opt_state: dict[str, np.ndarray]
     rng_state: Any
+    noise_state: Any  # the generator layers draw from while training (dropout, sampling)
     epoch_loss: tuple[float, int]  # running sum and count of this epoch's step losses
 
 
@@ -112,10 +114,10 @@ class _Context(OptimizerContext):
             r0 = self.s.loss.residuals(pred, self.s.targets_train)
             if r0 is None:
                 raise SessionError(f"{self.s.loss.name} has no residual form")
-            scale = r0.reshape(pred.shape) / np.where(
-                pred - self.s.targets_train == 0, 1.0, pred - self.s.targets_train
-            )
-            return model.output_jacobian(x, scale)
+            scale = self.s.loss.residual_scale(pred, self.s.targets_train)
+            if scale is None:
+                raise SessionError(f"{self.s.loss.name} has no residual derivative")
+            return model.output_jacobian(x, scale.reshape(len(x), -1))
         finally:
             model.theta[...] = saved
 
@@ -146,11 +148,12 @@ class Session:
         if progress is not None:
             self.events.on("compiling", progress)
         reg = self.registry
-        seeds = np.random.SeedSequence(experiment.seed).spawn(3)
+        seeds = np.random.SeedSequence(experiment.seed).spawn(4)
         data_seed = experiment.data.seed
         data_rng = np.random.default_rng(seeds[0] if data_seed is None else data_seed)
         init_rng = np.random.default_rng(seeds[1])
         self.rng = np.random.default_rng(seeds[2])
+        self.noise = np.random.default_rng(seeds[3])
         spec, training = experiment.data, experiment.training
 
         dataset = reg.create("dataset", spec.dataset, **spec.options)
@@ -194,6 +197,7 @@ class Session:
         self.batch_size = len(self.x_train) if self.context else training.batch_size
         self.batch_size = max(1, min(self.batch_size, len(self.x_train)))
         self.steps_per_epoch = math.ceil(len(self.x_train) / self.batch_size)
+        self._check_batch_sizes()
 
         rules = inline_rules(self.loss, self.optimizer, self.regularizers)
         self.fused = FusedNet(self.model) if rules and FusedNet.supports(self.model) else None
@@ -225,7 +229,8 @@ class Session:
         self.last_loss = math.nan
         self._epoch_loss_sum, self._epoch_loss_count = 0.0, 0
         self._batch = (0, 0)
-        self._pred: np.ndarray | None = None
+        self._calls: list[Call] = []
+        self.last_loss_terms: dict[str, float] = {}
         self._dy: np.ndarray | None = None
         self.checkpoints: list[Checkpoint] = []
         self._save_checkpoint()
@@ -243,7 +248,21 @@ class Session:
         if out_act == "auto":
             out_act = choose_output_activation(self.data, loss)
         n_out = TargetCoding.outputs_needed(self.data, loss)
-        return list(arch.layers(int(np.prod(self.data.input_shape)), n_out, out_act))
+        return list(arch.layers(tuple(self.data.input_shape), n_out, out_act))
+
+    def _check_batch_sizes(self) -> None:
+        """Layers with batch statistics need batches of at least ``min_batch`` samples."""
+        n = len(self.x_train)
+        smallest = min(self.batch_size, n - (self.steps_per_epoch - 1) * self.batch_size)
+        for node in self.model.walk():
+            need = node.layer.min_batch
+            if smallest < need:
+                raise SessionError(
+                    f"training.batch_size = {self.batch_size}: {node.path} ({node.layer.name}) "
+                    f"needs batches of at least {need} samples, and this gives a batch of "
+                    f"{smallest} ({n} training samples); choose a batch size that leaves no "
+                    f"batch smaller than {need}"
+                )
 
     def _metric_names(self) -> list[str]:
         names = self.experiment.training.metrics
@@ -311,21 +330,26 @@ class Session:
     def optimizer_state(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.opt_state.items()}
 
-    def layer_values(self, k: int) -> dict[str, np.ndarray]:
-        """Input, pre-activation and activation of layer k for the current batch."""
+    def layer_values(self, k: int | str) -> dict[str, np.ndarray]:
+        """Input and observed values (pre-activation, activation, ...) of the layer at ``k`` (a
+        top-level index or a path such as ``layers.1.inner``) in the current step's latest
+        forward pass; empty before that layer ran."""
         bs = self._batch[1]
         if self.fused is not None:
             if bs == 0:
                 return {}
+            k = self.model.node(k).top if isinstance(k, str) else k
             return {
                 "input": self.fused.layer_input(k, bs).copy(),
                 "pre_activation": self.fused.z(k, bs).copy(),
                 "activation": self.fused.y(k, bs).copy(),
             }
-        layer = self.model.layers[k]
-        out = {name: np.array(v) for name, v in layer.observed.items()}
-        if "x" in layer.cache:
-            out["input"] = np.array(layer.cache["x"])
+        call = find_call(self._calls, self.model.node(k).path)
+        if call is None:
+            return {}
+        out = {name: np.array(v) for name, v in call.observed.items()}
+        if call.inputs and isinstance(call.inputs[0], np.ndarray):
+            out["input"] = np.array(call.inputs[0])
         return out
 
     # ---------------------------------------------------------------- stepping
@@ -414,6 +438,8 @@ class Session:
             idx = self.perm[start : start + size]
             self._xb, self._tb = self.x_train[idx], self.targets_train[idx]
             self._acts: list[np.ndarray] = [self._xb]
+            self._calls = []
+            self._runner = self.model.runner(training=True, rng=self.noise)
 
     def _new_permutation(self) -> None:
         n = len(self.x_train)
@@ -428,8 +454,9 @@ class Session:
             self.fused.forward(k, bs)
             out = self.fused.y(k, bs)
         else:
-            out = self.model.forward_layer(k, self._acts[k], training=True)
+            out, call = self.model.forward_layer(k, self._acts[k], self._runner)
             self._acts.append(out)
+            self._calls.append(call)
         if not np.all(np.isfinite(out)):
             self._diverge("forward", layer=k)
 
@@ -440,8 +467,10 @@ class Session:
             value = self.fused.loss(self.rules[0], loss_hp(self.loss), bs)
         else:
             pred = self._acts[-1]
-            value = float(self.loss.value(pred, self._tb))
+            self.last_loss_terms = layer_losses(self._calls)
+            value = float(self.loss.value(pred, self._tb)) + sum(self.last_loss_terms.values())
             self._dy = self.loss.grad(pred, self._tb)
+            self.model.grad[...] = 0.0
         self.last_loss = value
         if not math.isfinite(value):
             self._diverge("loss")
@@ -454,7 +483,7 @@ class Session:
             self.fused.backward(k, self._batch[1], fuse)
         else:
             assert self._dy is not None
-            self._dy = self.model.backward_layer(k, self._dy)
+            self._dy = self._runner.backward(self._calls[k], self._dy)
 
     def _update(self) -> None:
         theta, grad = self.model.theta, self.model.grad
@@ -706,6 +735,7 @@ class Session:
                 {k: v.copy() for k, v in self.model.state_arrays().items()},
                 self.optimizer_state(),
                 self.rng.bit_generator.state,
+                self.noise.bit_generator.state,
                 (self._epoch_loss_sum, self._epoch_loss_count),
             )
         )
@@ -730,6 +760,7 @@ class Session:
         for key, arr in base.opt_state.items():
             self.opt_state[key][...] = arr
         self.rng.bit_generator.state = base.rng_state
+        self.noise.bit_generator.state = base.noise_state
         self.step, self.epoch, self.batch_in_epoch = base.step, base.epoch, base.batch_in_epoch
         self.perm = base.perm.copy()
         self.phase_index = 0

@@ -1,0 +1,100 @@
+"""The layer tree: every layer and child layer at its path, and where its weights live in theta.
+
+A path names a layer as PyTorch's ``named_parameters`` does: ``layers.3`` is the fourth top-level
+layer, ``layers.3.attn`` its child ``attn``, and ``layers.3.attn.W_q`` one of that child's
+weights. Trainable weights are slices of one flat vector theta; state (running statistics) is
+kept apart, also by path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gradient_lab.engine.plugin_api import BuildContext, Layer
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one trainable weight lives in theta; ``name`` is relative to its top-level layer
+    (``W``, or ``inner.W`` for a child's)."""
+
+    layer: int
+    name: str
+    offset: int
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def key(self) -> str:
+        return f"layers.{self.layer}.{self.name}"
+
+    @property
+    def weight_name(self) -> str:
+        """The name the layer itself uses (the last part of the path)."""
+        return self.name.rsplit(".", 1)[-1]
+
+
+@dataclass
+class Node:
+    """One layer in the tree: its path, its own weights' slots and state, and its children."""
+
+    path: str
+    top: int
+    layer: Layer
+    input_shape: Any
+    slots: dict[str, Slot] = field(default_factory=dict)
+    state: dict[str, np.ndarray] = field(default_factory=dict)
+    children: dict[str, Node] = field(default_factory=dict)
+
+    def walk(self) -> list[Node]:
+        """This node and every node below it, parents first."""
+        out = [self]
+        for child in self.children.values():
+            out.extend(child.walk())
+        return out
+
+    def params(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """The layer's weights (from ``theta``) and state as read-only arrays, by name."""
+        out: dict[str, np.ndarray] = {}
+        for name, slot in self.slots.items():
+            view = theta[slot.offset : slot.offset + slot.size].reshape(slot.shape)
+            view.flags.writeable = False
+            out[name] = view
+        for name, arr in self.state.items():
+            view = arr.view()
+            view.flags.writeable = False
+            out[name] = view
+        return out
+
+
+def pack_node(
+    layer: Layer,
+    ctx: BuildContext,
+    input_shape: Any,
+    path: str,
+    top: int,
+    offset: int,
+    values: list[np.ndarray],
+) -> tuple[Node, int]:
+    """The node of a built layer, its trainable weights given offsets from ``offset`` on (their
+    initial values appended to ``values``); children follow their parent in theta."""
+    node = Node(path, top, layer, input_shape)
+    prefix = path.split(".", 2)[2] + "." if path.count(".") >= 2 else ""
+    for name, value in ctx.weights.items():
+        if name in ctx.trainable:
+            node.slots[name] = Slot(top, prefix + name, offset, tuple(value.shape))
+            values.append(value.ravel())
+            offset += value.size
+        else:
+            node.state[name] = np.array(value)
+    for name, (child, child_ctx, child_shape) in ctx.children.items():
+        node.children[name], offset = pack_node(
+            child, child_ctx, child_shape, f"{path}.{name}", top, offset, values
+        )
+    return node, offset
