@@ -10,7 +10,7 @@ drop-in ``.py`` file. Instances are created with validated hyperparameters: ``Ta
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -591,19 +591,76 @@ class Layer(Plugin):
         return ""
 
 
-class Architecture(Plugin):
-    """Builds a model's layer list from declared hyperparameters (depth, width, ...).
+class StepContext:
+    """What an architecture's own training step works with; the session implements it.
 
-    ``layers(input_shape, n_outputs, output_activation) -> list of layer configs``
-    ({"type": ..., **hp}); ``input_shape`` is one sample's shape: (features,), (C, H, W), (T, F).
+    ``x`` and ``targets`` are the minibatch (``targets`` is None for data without labels),
+    ``rng`` the training noise generator (checkpointed: a rewind replays every draw).
+    ``forward(network, x)`` runs one named network in training mode and returns its output and
+    a record; ``backward(record, dy)`` returns dL/dx and adds the parameter gradients into the
+    gradient of every weight the record touched. ``zero_grad(group)`` and ``update(group)`` clear
+    and apply one parameter group (its own optimizer, schedule and regularizers).
+    ``record(name, value)`` logs a loss component for the history; ``make(kind, name, **hp)``
+    creates another plugin (a loss to use inside the step).
+    """
+
+    x: np.ndarray
+    targets: np.ndarray | None
+    rng: np.random.Generator
+
+    def forward(self, network: str, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def backward(self, record: Any, dy: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def zero_grad(self, group: str) -> None:
+        raise NotImplementedError
+
+    def update(self, group: str) -> None:
+        raise NotImplementedError
+
+    def record(self, name: str, value: float) -> None:
+        raise NotImplementedError
+
+    def make(self, kind: str, name: str, **hp: Any) -> Any:
+        raise NotImplementedError
+
+
+class Architecture(Plugin):
+    """Builds a model from declared hyperparameters (depth, width, ...).
+
+    A supervised architecture writes ``layers(input_shape, n_outputs, output_activation) ->
+    list of layer configs`` ({"type": ..., **hp}); ``input_shape`` is one sample's shape:
+    (features,), (C, H, W), (T, F). The session's default step trains it.
+
+    An architecture that owns its training step (a GAN, a VAE) instead writes
+    ``networks(input_shape) -> {name: (network input shape, layer configs)}`` and
+    ``train_step(s)``, a generator that yields the name of each phase as it ends (each name in
+    ``phases``, in order), and declares ``groups`` (parameter group -> the networks it trains,
+    each group with its own optimizer) and ``losses`` (the components ``s.record`` logs; the
+    step's loss is their sum).
     """
 
     kind: ClassVar[str] = "architecture"
+    phases: ClassVar[tuple[str, ...]] = ()
+    groups: ClassVar[dict[str, tuple[str, ...]]] = {}
+    losses: ClassVar[tuple[str, ...]] = ()
 
     def layers(
         self, input_shape: Shape, n_outputs: int, output_activation: str
     ) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def networks(self, input_shape: Shape) -> dict[str, tuple[Shape, list[dict[str, Any]]]]:
+        raise NotImplementedError
+
+    def train_step(self, s: StepContext) -> Iterator[str]:
+        raise NotImplementedError
+
+    @classmethod
+    def owns_step(cls) -> bool:
+        return cls.train_step is not Architecture.train_step
 
 
 KIND_BASES: dict[str, type[Plugin]] = {

@@ -16,40 +16,59 @@ from gradient_lab.engine.model.calls import Runner
 from gradient_lab.engine.model.tree import Node, Slot, pack_node
 from gradient_lab.engine.plugin_api import BuildContext, Call, Initializer, Layer, PluginError
 
+Networks = dict[str, list[dict[str, Any]]]
+
 
 class Model:
-    """Layers built for a sample shape, their trainable weights packed into ``theta``."""
+    """Layers built for a sample shape, their trainable weights packed into ``theta``.
+
+    A model is one network (a list of layer configs), or several named ones (a GAN's
+    ``generator`` and ``discriminator``: a dict of lists, with a dict of input shapes) sharing
+    one theta; their paths start with the network's name (``generator.layers.0.W``)."""
 
     def __init__(
         self,
-        layer_configs: list[dict[str, Any]],
-        input_shape: tuple[int, ...],
+        layer_configs: list[dict[str, Any]] | Networks,
+        input_shape: tuple[int, ...] | dict[str, tuple[int, ...]],
         make: Any,
         initializer: Initializer,
         rng: np.random.Generator,
         dtype: Any = np.float64,
     ) -> None:
         self.dtype = np.dtype(dtype)
-        self.configs = [dict(c) for c in layer_configs]
+        named = isinstance(layer_configs, dict)
+        networks = layer_configs if isinstance(layer_configs, dict) else {"": layer_configs}
+        shapes = input_shape if isinstance(input_shape, dict) else {"": input_shape}
         self.layers: list[Layer] = []
-        self.shapes: list[tuple[int, ...]] = [tuple(input_shape)]
         self.nodes: list[Node] = []
+        self.networks: dict[str, list[int]] = {}
+        self.network_shapes: dict[str, list[tuple[int, ...]]] = {}
         values: list[np.ndarray] = []
         offset = 0
-        for i, config in enumerate(self.configs):
-            options = {k: v for k, v in config.items() if k != "type"}
-            path = f"layers.{i}"
-            try:
-                layer = make("layer", config["type"], **options)
-                ctx = BuildContext(rng, initializer, self.dtype, make, path)
-                layer.build(self.shapes[-1], ctx)
-                out_shape = tuple(layer.output_shape(self.shapes[-1]))
-            except PluginError as exc:
-                raise PluginError(f"model.layers[{i}]: {exc}") from None
-            node, offset = pack_node(layer, ctx, self.shapes[-1], path, i, offset, values)
-            self.layers.append(layer)
-            self.nodes.append(node)
-            self.shapes.append(out_shape)
+        for net, configs in networks.items():
+            where = f"model.{net}" if named else "model"
+            if net not in shapes:
+                raise PluginError(f"{where}: no input shape given for this network")
+            self.networks[net] = []
+            net_shapes = self.network_shapes[net] = [tuple(shapes[net])]
+            for i, config in enumerate(configs):
+                options = {k: v for k, v in config.items() if k != "type"}
+                path = f"{net}.layers.{i}" if named else f"layers.{i}"
+                top = len(self.nodes)
+                try:
+                    layer = make("layer", config["type"], **options)
+                    ctx = BuildContext(rng, initializer, self.dtype, make, path)
+                    layer.build(net_shapes[-1], ctx)
+                    out_shape = tuple(layer.output_shape(net_shapes[-1]))
+                except PluginError as exc:
+                    raise PluginError(f"{where}.layers[{i}]: {exc}") from None
+                node, offset = pack_node(layer, ctx, net_shapes[-1], path, top, offset, values)
+                self.layers.append(layer)
+                self.nodes.append(node)
+                self.networks[net].append(top)
+                net_shapes.append(out_shape)
+        self.configs = [dict(c) for configs in networks.values() for c in configs]
+        self.shapes: list[tuple[int, ...]] = next(iter(self.network_shapes.values()))
         self.theta = (
             np.concatenate(values).astype(self.dtype) if values else np.zeros(0, self.dtype)
         )
@@ -127,14 +146,25 @@ class Model:
         training: bool = False,
         rng: np.random.Generator | None = None,
         theta: np.ndarray | None = None,
+        network: str | None = None,
     ) -> tuple[np.ndarray, list[Call]]:
-        """The output and every top-level layer's call record (for backward or for views)."""
+        """The output and every top-level layer's call record (for backward or for views), of
+        the first network or of ``network``."""
         runner = self.runner(training, rng, theta)
         calls = []
-        for k in range(len(self.nodes)):
+        for k in self.network(network):
             x, call = self.forward_layer(k, x, runner)
             calls.append(call)
         return x, calls
+
+    def network(self, name: str | None) -> list[int]:
+        """The top-level layer indices of a network (the first one for None)."""
+        if name is None:
+            return next(iter(self.networks.values()))
+        if name not in self.networks:
+            known = ", ".join(self.networks)
+            raise PluginError(f"no network {name!r} in this model (networks: {known})")
+        return self.networks[name]
 
     def forward(
         self,
@@ -142,8 +172,16 @@ class Model:
         training: bool = False,
         rng: np.random.Generator | None = None,
         theta: np.ndarray | None = None,
+        network: str | None = None,
     ) -> np.ndarray:
-        return self.trace(x, training, rng, theta)[0]
+        return self.trace(x, training, rng, theta, network)[0]
+
+    def network_slice(self, name: str) -> slice:
+        """Where a network's weights lie in theta (contiguous: networks are packed in turn)."""
+        slots = [s for k in self.network(name) for s in self.layer_slots(k)]
+        if not slots:
+            return slice(0, 0)
+        return slice(slots[0].offset, slots[-1].offset + slots[-1].size)
 
     def backward(
         self, calls: Sequence[Call], dy: np.ndarray, grad: np.ndarray | None = None

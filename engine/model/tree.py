@@ -18,21 +18,19 @@ from gradient_lab.engine.plugin_api import BuildContext, Layer
 
 @dataclass(frozen=True)
 class Slot:
-    """Where one trainable weight lives in theta; ``name`` is relative to its top-level layer
-    (``W``, or ``inner.W`` for a child's)."""
+    """Where one trainable weight lives in theta: ``layer`` is the index of its top-level layer
+    in the model, ``name`` is relative to that layer (``W``, or ``inner.W`` for a child's) and
+    ``key`` the whole path (``layers.1.inner.W``, ``generator.layers.0.W``)."""
 
     layer: int
     name: str
     offset: int
     shape: tuple[int, ...]
+    key: str
 
     @property
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
-
-    @property
-    def key(self) -> str:
-        return f"layers.{self.layer}.{self.name}"
 
     @property
     def weight_name(self) -> str:
@@ -81,20 +79,23 @@ def pack_node(
     top: int,
     offset: int,
     values: list[np.ndarray],
+    top_path: str | None = None,
 ) -> tuple[Node, int]:
     """The node of a built layer, its trainable weights given offsets from ``offset`` on (their
     initial values appended to ``values``); children follow their parent in theta."""
     node = Node(path, top, layer, input_shape)
-    prefix = path.split(".", 2)[2] + "." if path.count(".") >= 2 else ""
+    top_path = path if top_path is None else top_path
+    prefix = path[len(top_path) + 1 :] + "." if path != top_path else ""
     for name, value in ctx.weights.items():
         if name in ctx.trainable:
-            node.slots[name] = Slot(top, prefix + name, offset, tuple(value.shape))
+            slot = Slot(top, prefix + name, offset, tuple(value.shape), f"{path}.{name}")
+            node.slots[name] = slot
             values.append(value.ravel())
             offset += value.size
         else:
             node.state[name] = np.array(value)
     for name, (child, child_ctx, child_shape) in ctx.children.items():
         node.children[name], offset = pack_node(
-            child, child_ctx, child_shape, f"{path}.{name}", top, offset, values
+            child, child_ctx, child_shape, f"{path}.{name}", top, offset, values, top_path
         )
     return node, offset

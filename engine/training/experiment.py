@@ -102,6 +102,14 @@ class ModelSpec:
 
 
 @dataclass
+class GroupSpec:
+    """A parameter group's own optimizer and schedule (None: the experiment's)."""
+
+    optimizer: PluginChoice | None = None
+    schedule: PluginChoice | None = None
+
+
+@dataclass
 class TrainingSpec:
     """The loss, the optimizer and how the data is fed to them."""
 
@@ -113,6 +121,7 @@ class TrainingSpec:
     regularizers: list[PluginChoice] = field(default_factory=list)
     schedule: PluginChoice | None = None
     metrics: list[str] | None = None
+    groups: dict[str, GroupSpec] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,7 +149,9 @@ TRAINING_KEYS = (
     "regularizers",
     "schedule",
     "metrics",
+    "groups",
 )
+GROUP_KEYS = ("optimizer", "schedule")
 
 _SEED = Param("seed", "int", 0, "seed of the experiment's random generators", low=0)
 _DATA_SEED = Param("seed", "int", 0, "seed of the data alone", low=0)
@@ -301,6 +312,14 @@ def _table(doc: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
+def _subtable(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ExperimentError(
+            f"{where} = {value!r} is not allowed: expected a table [{where}]", where
+        )
+    return value
+
+
 def _required(table: Mapping[str, Any], prefix: str, key: str, example: str) -> Any:
     if key not in table:
         where = _path(prefix, key)
@@ -441,7 +460,27 @@ def _parse_training(table: Mapping[str, Any], registry: Registry) -> TrainingSpe
         spec.schedule = _choice(table["schedule"], "lr_schedule", "training.schedule", registry)
     if "metrics" in table:
         spec.metrics = _parse_metrics(table["metrics"], registry)
+    if "groups" in table:
+        spec.groups = _parse_groups(_subtable(table["groups"], "training.groups"), registry)
     return spec
+
+
+def _parse_groups(table: Mapping[str, Any], registry: Registry) -> dict[str, GroupSpec]:
+    """[training.groups.<name>]: a parameter group's own optimizer and schedule."""
+    groups = {}
+    for name in table:
+        where = f"training.groups.{name}"
+        group = _subtable(table[name], where)
+        _check_keys(group, GROUP_KEYS, where, f"in [{where}]")
+        spec = GroupSpec()
+        if "optimizer" in group:
+            spec.optimizer = _choice(
+                group["optimizer"], "optimizer", f"{where}.optimizer", registry
+            )
+        if "schedule" in group:
+            spec.schedule = _choice(group["schedule"], "lr_schedule", f"{where}.schedule", registry)
+        groups[str(name)] = spec
+    return groups
 
 
 def _parse_metrics(value: Any, registry: Registry) -> list[str]:
@@ -549,6 +588,13 @@ def experiment_to_dict(exp: Experiment) -> dict[str, Any]:
         training["schedule"] = _choice_value(t.schedule)
     if t.metrics is not None:
         training["metrics"] = list(t.metrics)
+    for name, group in t.groups.items():
+        entry: dict[str, Any] = {}
+        if group.optimizer is not None:
+            entry["optimizer"] = _choice_value(group.optimizer)
+        if group.schedule is not None:
+            entry["schedule"] = _choice_value(group.schedule)
+        training.setdefault("groups", {})[name] = entry
     return {
         "schema": exp.schema,
         "seed": exp.seed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,7 @@ class History:
         self.epochs: list[dict[str, Any]] = []
         self.layer_norms: list[dict[str, Any]] = []
         self.epoch_capacity = capacity
+        self.components: ThinningLog | None = None  # the loss components of owned steps
 
     def add_epoch(self, record: dict[str, Any]) -> None:
         self.epochs.append(record)
@@ -95,8 +97,26 @@ class History:
         if len(self.layer_norms) > self.epoch_capacity:
             self.layer_norms = self.layer_norms[::2]
 
+    def add_components(self, step: int, components: dict[str, float]) -> None:
+        """The loss components one step recorded (a GAN's two losses, a VAE's KL)."""
+        if self.components is None:
+            self.components = ThinningLog(("step", *components), self.steps.capacity)
+        names = self.components.columns[1:]
+        self.components.append(step, *(components.get(name, math.nan) for name in names))
+
+    def component_means(self, first_step: int) -> dict[str, float]:
+        """The mean of each component over the steps from ``first_step`` on (an epoch)."""
+        if self.components is None:
+            return {}
+        rows = self.components.array()
+        rows = rows[rows[:, 0] >= first_step]
+        names = self.components.columns[1:]
+        return {f"train_{n}": float(rows[:, i + 1].mean()) for i, n in enumerate(names)}
+
     def rewind_to(self, completed: int) -> None:
         """Keep what was recorded while the first ``completed`` steps ran."""
         self.steps.truncate_after(completed - 1)
+        if self.components is not None:
+            self.components.truncate_after(completed - 1)
         self.epochs = [r for r in self.epochs if r["step"] <= completed]
         self.layer_norms = [r for r in self.layer_norms if r["step"] <= completed]

@@ -25,6 +25,7 @@ from gradient_lab.engine.loading.discovery import default_registry
 from gradient_lab.engine.loading.registry import Registry
 from gradient_lab.engine.model import Model
 from gradient_lab.engine.model.calls import find_call, layer_losses
+from gradient_lab.engine.model.owned_step import Group, OwnedTrainer, network_index
 from gradient_lab.engine.plugin_api import Call, OptimizerContext, PluginError
 from gradient_lab.engine.training.data import DataSplit, split_data
 from gradient_lab.engine.training.events import Events
@@ -162,15 +163,33 @@ class Session:
         )
         self.dtype = np.dtype(experiment.model.dtype)
         loss = reg.create("loss", training.loss.name, **training.loss.options)
-        layers = self._layer_configs(loss)
         init = reg.create(
             "initializer", experiment.model.init.name, **experiment.model.init.options
         )
-        self.model = Model(layers, self.data.input_shape, reg.create, init, init_rng, self.dtype)
-        self.loss = loss.for_output(self.model.output_activation())
-        self.coding: TargetCoding = target_coding(self.data, self.loss, self.model)
-        self.targets_train = self.coding.encode(self.data.y_train).astype(self.dtype)
-        self.targets_val = self.coding.encode(self.data.y_val).astype(self.dtype)
+        self.architecture = self._architecture()
+        if self.architecture is not None and self.architecture.owns_step():
+            networks = self.architecture.networks(tuple(self.data.input_shape))
+            self.model = Model(
+                {name: list(configs) for name, (_, configs) in networks.items()},
+                {name: tuple(shape) for name, (shape, _) in networks.items()},
+                reg.create,
+                init,
+                init_rng,
+                self.dtype,
+            )
+            self.loss = loss
+            self.coding: TargetCoding | None = None
+            self.targets_train = np.asarray(self.data.y_train)
+            self.targets_val = np.asarray(self.data.y_val)
+        else:
+            layers = self._layer_configs(loss)
+            self.model = Model(
+                layers, self.data.input_shape, reg.create, init, init_rng, self.dtype
+            )
+            self.loss = loss.for_output(self.model.output_activation())
+            self.coding = target_coding(self.data, self.loss, self.model)
+            self.targets_train = self.coding.encode(self.data.y_train).astype(self.dtype)
+            self.targets_val = self.coding.encode(self.data.y_val).astype(self.dtype)
         self.x_train = np.ascontiguousarray(self.data.X_train, dtype=self.dtype)
         if init_params is not None:
             self.model.set_params(init_params, "--init-params")
@@ -198,8 +217,12 @@ class Session:
         self.batch_size = max(1, min(self.batch_size, len(self.x_train)))
         self.steps_per_epoch = math.ceil(len(self.x_train) / self.batch_size)
         self._check_batch_sizes()
+        self.last_update = np.zeros_like(self.model.theta)
+        self.owned = self._owned_trainer() if self.coding is None else None
+        if self.owned is not None:
+            self.opt_state = self.owned.optimizer_state()
 
-        rules = inline_rules(self.loss, self.optimizer, self.regularizers)
+        rules = None if self.owned else inline_rules(self.loss, self.optimizer, self.regularizers)
         self.fused = FusedNet(self.model) if rules and FusedNet.supports(self.model) else None
         self.rules = rules
         self.slots = self._pack_optimizer_slots() if rules else None
@@ -225,7 +248,6 @@ class Session:
         self.phase_index = 0
         self.phase_names = self._phase_names()
         self.diverged: Divergence | None = None
-        self.last_update = np.zeros_like(self.model.theta)
         self.last_loss = math.nan
         self._epoch_loss_sum, self._epoch_loss_count = 0.0, 0
         self._batch = (0, 0)
@@ -236,14 +258,60 @@ class Session:
         self._save_checkpoint()
 
     # ---------------------------------------------------------------- construction helpers
+    def _architecture(self) -> Any:
+        spec = self.experiment.model.architecture
+        if spec is None:
+            return None
+        return self.registry.create("architecture", spec.name, **spec.options)
+
+    def _owned_trainer(self) -> OwnedTrainer:
+        """Parameter groups of an architecture that owns its step, each with its optimizer
+        (the experiment's, or the one ``training.groups.<name>`` gives) and schedule."""
+        arch, reg, training = self.architecture, self.registry, self.experiment.training
+        unknown = sorted(set(training.groups) - set(arch.groups))
+        if unknown:
+            raise SessionError(
+                f"training.groups.{unknown[0]}: {arch.name} has no such parameter group "
+                f"(its groups: {', '.join(arch.groups)})"
+            )
+        groups = []
+        for name, networks in arch.groups.items():
+            spec = training.groups.get(name)
+            choice = spec.optimizer if spec and spec.optimizer else training.optimizer
+            optimizer = reg.create("optimizer", choice.name, **choice.options)
+            if optimizer.needs_context:
+                raise SessionError(
+                    f"training.optimizer: {optimizer.name} needs the whole-batch residuals of a "
+                    f"supervised model; {arch.name} trains its own step"
+                )
+            schedule_choice = spec.schedule if spec and spec.schedule else training.schedule
+            schedule = None
+            if schedule_choice is not None:
+                schedule = reg.create(
+                    "lr_schedule", schedule_choice.name, **schedule_choice.options
+                )
+            index = network_index(self.model, tuple(networks))
+            state = optimizer.init(self.model.theta[index])
+            state.setdefault("step", np.zeros(1))
+            base_lr = float(optimizer.hp.get("lr", 0.0))
+            groups.append(Group(name, tuple(networks), index, optimizer, schedule, base_lr, state))
+        return OwnedTrainer(
+            arch,
+            self.model,
+            groups,
+            self.loss,
+            self.noise,
+            reg.create,
+            self.regularizers,
+            self.steps_per_epoch,
+            self.last_update,
+        )
+
     def _layer_configs(self, loss: Any) -> list[dict[str, Any]]:
         spec = self.experiment.model
         if spec.layers is not None:
             return [dict(c) for c in spec.layers]
-        assert spec.architecture is not None
-        arch = self.registry.create(
-            "architecture", spec.architecture.name, **spec.architecture.options
-        )
+        arch = self.architecture
         out_act = spec.output_activation
         if out_act == "auto":
             out_act = choose_output_activation(self.data, loss)
@@ -282,6 +350,8 @@ class Session:
         return slots
 
     def _phase_names(self) -> list[str]:
+        if self.architecture is not None and self.architecture.owns_step():
+            return ["select batch", *self.architecture.phases]
         n = len(self.model.layers)
         return (
             ["select batch"]
@@ -328,7 +398,9 @@ class Session:
         return {s.key: self.model.view(self.model.grad, s).copy() for s in self.model.slots}
 
     def optimizer_state(self) -> dict[str, np.ndarray]:
-        return {k: v.copy() for k, v in self.opt_state.items()}
+        """Copies of the optimizer's arrays (of every parameter group's, ``group.name``)."""
+        state = self.owned.optimizer_state() if self.owned else self.opt_state
+        return {k: v.copy() for k, v in state.items()}
 
     def layer_values(self, k: int | str) -> dict[str, np.ndarray]:
         """Input and observed values (pre-activation, activation, ...) of the layer at ``k`` (a
@@ -363,7 +435,9 @@ class Session:
         name = self.phase_names[self.phase_index]
         n_layers = len(self.model.layers)
         record = StepRecord(name, self.step)
-        if self.phase_index == 0:
+        if self.owned is not None:
+            self._owned_phase(record)
+        elif self.phase_index == 0:
             self._select_batch()
         elif self.phase_index <= n_layers:
             record.layer = self.phase_index - 1
@@ -381,6 +455,31 @@ class Session:
             self._finish_step(self.last_loss)
             self._save_checkpoint()
         return record
+
+    def _owned_phase(self, record: StepRecord) -> None:
+        """One phase of the architecture's own step; the last one ends the step."""
+        assert self.owned is not None
+        if self.phase_index == 0:
+            self._select_batch()
+            self.owned.begin(self._xb, self._tb, self.step)
+        else:
+            self.owned.next_phase(record.phase)
+        assert self.owned.context is not None
+        self._calls = self.owned.context.calls
+        if self.phase_index < len(self.phase_names) - 1:
+            return
+        value = self.owned.finish()
+        record.loss = self.last_loss = value
+        components = self.owned.context.components
+        self.last_loss_terms = dict(components)
+        self.history.add_components(self.step, components)
+        if not math.isfinite(value):
+            self._diverge("loss")
+            return
+        bad = ~np.isfinite(self.model.theta)
+        if bad.any():
+            slot = next(s for s in self.model.slots if bad[s.offset : s.offset + s.size].any())
+            self._diverge("parameters", parameter=slot.key, layer=slot.layer)
 
     def step_batch(self) -> float:
         """Finish the current step (or run a whole one) phase by phase; returns its loss."""
@@ -672,7 +771,9 @@ class Session:
             "lr": self.lr_at(self.step - 1),
         }
         self._epoch_loss_sum, self._epoch_loss_count = 0.0, 0
-        if self.evaluate_epochs:
+        if self.owned is not None:
+            record.update(self.history.component_means(self.step - self.steps_per_epoch))
+        elif self.evaluate_epochs:
             splits = ("train", "val") if len(self.data.X_val) else ("train",)
             if len(self.data.X_val):
                 record["val_loss"] = self.evaluate("val")["loss"]
@@ -713,6 +814,7 @@ class Session:
             result["loss"] = float(self.loss.value(out, t))
             return result
         if self.data.task == "classification":
+            assert self.coding is not None
             labels, scores = self.coding.decode(out)
             for m in self.metrics:
                 result[m.name] = m.compute(np.asarray(y), labels, scores)
@@ -757,8 +859,9 @@ class Session:
         self.model.theta[...] = base.theta
         for key, arr in self.model.state_arrays().items():
             arr[...] = base.state[key]
+        live = self.owned.optimizer_state() if self.owned else self.opt_state
         for key, arr in base.opt_state.items():
-            self.opt_state[key][...] = arr
+            live[key][...] = arr
         self.rng.bit_generator.state = base.rng_state
         self.noise.bit_generator.state = base.noise_state
         self.step, self.epoch, self.batch_in_epoch = base.step, base.epoch, base.batch_in_epoch
