@@ -238,3 +238,61 @@ def test_batch_norm_refuses_a_training_batch_of_one(batch_size, smallest):
     message = str(caught.value)
     assert message.startswith(f"training.batch_size = {batch_size}: layers.1 (batch_norm)")
     assert f"gives a batch of {smallest} (48 training samples)" in message
+
+
+# ------------------------------------------------------------------- stepping into children
+
+STEPPED = [dense(4, "tanh"), RESIDUAL[1], '{ type = "batch_norm" }', dense(1)]
+
+
+def test_phases_descend_into_a_composite_in_the_order_its_code_calls_its_children():
+    session = small_session(STEPPED, dataset="circle")
+    names = session.phase_names
+    start = names.index("forward 1.inner")
+    assert names[start : start + 3] == ["forward 1.inner", "forward 1.outer", "forward 1"]
+    start = names.index("backward 1.outer")
+    assert names[start : start + 3] == ["backward 1.outer", "backward 1.inner", "backward 1"]
+
+
+def test_a_composite_really_stops_between_its_children():
+    """After the inner child's phase the outer child has not run: a weight changed then is the
+    weight the outer child uses, as a teacher editing between two phases expects."""
+    session = small_session(STEPPED, dataset="circle")
+    while session.next_phase != "forward 1.outer":
+        session.step_phase()
+    assert session.layer_values("layers.1.inner")
+    assert session.layer_values("layers.1.outer") == {}
+    outer = session.model.node("layers.1.outer").slots["W"]
+    session.model.view(session.model.theta, outer)[0, 0] += 0.5
+    session.step_phase()
+    values = session.layer_values("layers.1.outer")
+    params = session.parameters()
+    expected = values["input"] @ params["layers.1.outer.W"] + params["layers.1.outer.b"]
+    np.testing.assert_allclose(values["activation"], expected, rtol=1e-13)
+
+
+def test_stepping_through_children_gives_the_same_step_as_running_it():
+    phased, whole = (
+        small_session(STEPPED, dataset="circle"),
+        small_session(STEPPED, dataset="circle"),
+    )
+    for _ in range(3 * len(phased.phase_names)):
+        phased.step_phase()
+    whole.run_steps(3)
+    assert phased.model.theta.tobytes() == whole.model.theta.tobytes()
+
+
+def test_rewinding_in_the_middle_of_a_composite_ends_its_helper_thread():
+    import threading
+
+    session = small_session(STEPPED, dataset="circle")
+    session.run_steps(2)
+    expected = session.model.theta.copy()
+    threads = threading.active_count()
+    while session.next_phase != "backward 1.inner":
+        session.step_phase()
+    assert threading.active_count() == threads + 1  # the residual's backward is paused
+    session.rewind(2)
+    assert threading.active_count() == threads
+    assert session.model.theta.tobytes() == expected.tobytes()
+    session.step_batch()

@@ -8,6 +8,7 @@ may happen before their backwards and a probe in between disturbs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,9 @@ class Runner:
     ) -> None:
         self.theta, self.grad, self.training = theta, grad, training
         self._rng = rng
+        # called with ("forward" or "backward", path) after each child call: phase stepping
+        self.after_child: Callable[[str, str], None] | None = None
+        self.active: list[Call] = []  # calls whose forward has begun and not yet returned
 
     @property
     def rng(self) -> np.random.Generator:
@@ -42,10 +46,13 @@ class Runner:
     def forward(self, node: Node, inputs: tuple[Any, ...]) -> tuple[Any, Call]:
         call = Call(node.path, self.training, self, inputs, node)
         call.params = node.params(self.theta)
+        self.active.append(call)
         try:
             out = node.layer.forward(call, call.params, *inputs)
         except PluginError as exc:
             raise PluginError(f"{node.path} ({node.layer.name}): {exc}") from None
+        finally:
+            self.active.pop()
         call.output = out
         return out, call
 
@@ -53,6 +60,8 @@ class Runner:
         child = self._child(parent, name)
         out, call = self.forward(child, inputs)
         parent.children.setdefault(name, []).append(call)
+        if self.after_child is not None:
+            self.after_child("forward", child.path)
         return out
 
     def set_state(self, call: Call, name: str, value: np.ndarray) -> None:
@@ -86,7 +95,10 @@ class Runner:
         pending = [c for c in parent.children.get(name, []) if not c.backward_done]
         if not pending:
             raise PluginError(f"{parent.path}: backward({name!r}) without a forward call first")
-        return self.backward(pending[-1], dy)
+        dx = self.backward(pending[-1], dy)
+        if self.after_child is not None:
+            self.after_child("backward", pending[-1].path)
+        return dx
 
     def _add_gradients(self, node: Node, grads: dict[str, np.ndarray]) -> None:
         extra = sorted(set(grads) - set(node.slots))

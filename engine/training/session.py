@@ -26,11 +26,13 @@ from gradient_lab.engine.loading.registry import Registry
 from gradient_lab.engine.model import Model
 from gradient_lab.engine.model.calls import find_call, layer_losses
 from gradient_lab.engine.model.owned_step import Group, OwnedTrainer, network_index
+from gradient_lab.engine.model.stepping import CallStepper
 from gradient_lab.engine.plugin_api import Call, OptimizerContext, PluginError
 from gradient_lab.engine.training.data import DataSplit, split_data
 from gradient_lab.engine.training.events import Events
 from gradient_lab.engine.training.experiment import Experiment
 from gradient_lab.engine.training.history import History
+from gradient_lab.engine.training.phases import Phase, supervised_phases
 from gradient_lab.engine.training.snapshots import Snapshots, StateRecorder
 from gradient_lab.engine.training.targets import (
     TargetCoding,
@@ -246,7 +248,9 @@ class Session:
         self.batch_in_epoch = 0
         self.perm = np.arange(len(self.x_train), dtype=np.int64)
         self.phase_index = 0
-        self.phase_names = self._phase_names()
+        self.phases = self._phase_plan()
+        self.phase_names = [phase.name for phase in self.phases]
+        self._stepper: CallStepper | None = None
         self.diverged: Divergence | None = None
         self.last_loss = math.nan
         self._epoch_loss_sum, self._epoch_loss_count = 0.0, 0
@@ -349,17 +353,10 @@ class Session:
             self.opt_state[name] = slots[i]
         return slots
 
-    def _phase_names(self) -> list[str]:
-        if self.architecture is not None and self.architecture.owns_step():
-            return ["select batch", *self.architecture.phases]
-        n = len(self.model.layers)
-        return (
-            ["select batch"]
-            + [f"forward {k}" for k in range(n)]
-            + ["loss"]
-            + [f"backward {k}" for k in range(n - 1, -1, -1)]
-            + ["update"]
-        )
+    def _phase_plan(self) -> list[Phase]:
+        if self.owned is not None:
+            return [Phase("select batch"), *(Phase(name) for name in self.architecture.phases)]
+        return supervised_phases(self.model, self.x_train[:1])
 
     def add_recorder(self, every: int, record: Any) -> None:
         """Call ``record(session)`` after every ``every``-th step, fast runs included (they are
@@ -416,7 +413,8 @@ class Session:
                 "pre_activation": self.fused.z(k, bs).copy(),
                 "activation": self.fused.y(k, bs).copy(),
             }
-        call = find_call(self._calls, self.model.node(k).path)
+        in_progress = self._runner.active[:1] if self._stepper is not None else []
+        call = find_call(self._calls + in_progress, self.model.node(k).path)
         if call is None:
             return {}
         out = {name: np.array(v) for name, v in call.observed.items()}
@@ -432,21 +430,20 @@ class Session:
     def step_phase(self) -> StepRecord:
         """Run exactly the next phase of the current step."""
         self._require_running()
-        name = self.phase_names[self.phase_index]
-        n_layers = len(self.model.layers)
-        record = StepRecord(name, self.step)
+        phase = self.phases[self.phase_index]
+        record = StepRecord(phase.name, self.step, phase.layer)
+        if phase.path is not None:
+            record.extra["path"] = phase.path
         if self.owned is not None:
             self._owned_phase(record)
-        elif self.phase_index == 0:
+        elif phase.kind == "select batch":
             self._select_batch()
-        elif self.phase_index <= n_layers:
-            record.layer = self.phase_index - 1
-            self._forward(record.layer)
-        elif self.phase_index == n_layers + 1:
+        elif phase.kind == "forward":
+            self._forward(phase)
+        elif phase.kind == "loss":
             record.loss = self._loss()
-        elif self.phase_index <= 2 * n_layers + 1:
-            record.layer = 2 * n_layers + 1 - self.phase_index
-            self._backward(record.layer)
+        elif phase.kind == "backward":
+            self._backward(phase)
         else:
             self._update()
         self.phase_index = (self.phase_index + 1) % len(self.phase_names)
@@ -526,6 +523,7 @@ class Session:
 
     # ---------------------------------------------------------------- phases
     def _select_batch(self) -> None:
+        self._stop_stepping()
         if self.batch_in_epoch == 0:
             self._new_permutation()
         start = self.batch_in_epoch * self.batch_size
@@ -547,17 +545,60 @@ class Session:
         else:
             self.perm = np.arange(n, dtype=np.int64)
 
-    def _forward(self, k: int) -> None:
-        bs = self._batch[1]
+    def _forward(self, phase: Phase) -> None:
+        k, bs = phase.layer, self._batch[1]
+        assert k is not None
         if self.fused is not None:
             self.fused.forward(k, bs)
             out = self.fused.y(k, bs)
+        elif self.model.nodes[k].children:
+            done = self._step_into(
+                phase, lambda: self.model.forward_layer(k, self._acts[k], self._runner)
+            )
+            if done is None:
+                return
+            out, call = done
+            self._acts.append(out)
+            self._calls.append(call)
         else:
             out, call = self.model.forward_layer(k, self._acts[k], self._runner)
             self._acts.append(out)
             self._calls.append(call)
         if not np.all(np.isfinite(out)):
             self._diverge("forward", layer=k)
+
+    def _step_into(self, phase: Phase, work: Any) -> Any:
+        """One phase of a composite layer: run its call up to the end of ``phase.path`` (a
+        child) and return None, or to the layer's own end and return what the call returned."""
+        if self._stepper is None:
+
+            def run(pause: Any) -> Any:
+                self._runner.after_child = lambda direction, path: pause(f"{direction} {path}")
+                try:
+                    return work()
+                finally:
+                    self._runner.after_child = None
+
+            self._stepper = CallStepper(run)
+        reached = self._stepper.advance()
+        expected = None if phase.path is None else f"{phase.kind} {phase.path}"
+        if reached != expected:
+            self._stop_stepping()
+            raise SessionError(
+                f"layer {phase.layer} ({self.model.layers[phase.layer or 0].name}) called its "
+                f"children in another order than on the first sample: reached {reached!r} "
+                f"where {expected!r} was planned"
+            )
+        if reached is not None:
+            return None
+        result = self._stepper.result
+        self._stepper = None
+        return result
+
+    def _stop_stepping(self) -> None:
+        if self._stepper is not None:
+            self._stepper.cancel()
+            self._stepper = None
 
     def _loss(self) -> float:
         bs = self._batch[1]
@@ -575,14 +616,22 @@ class Session:
             self._diverge("loss")
         return value
 
-    def _backward(self, k: int) -> None:
+    def _backward(self, phase: Phase) -> None:
+        k = phase.layer
+        assert k is not None
         if self.fused is not None:
             assert self.rules is not None
             fuse = self.rules[0] == kernels.LOSS_CE_PROBS
             self.fused.backward(k, self._batch[1], fuse)
+            return
+        dy = self._dy
+        assert dy is not None
+        if self.model.nodes[k].children:
+            done = self._step_into(phase, lambda: self._runner.backward(self._calls[k], dy))
+            if done is not None:
+                self._dy = done
         else:
-            assert self._dy is not None
-            self._dy = self._runner.backward(self._calls[k], self._dy)
+            self._dy = self._runner.backward(self._calls[k], dy)
 
     def _update(self) -> None:
         theta, grad = self.model.theta, self.model.grad
@@ -631,6 +680,7 @@ class Session:
         theta += update
 
     def _diverge(self, where: str, layer: int | None = None, parameter: str | None = None) -> None:
+        self._stop_stepping()
         self.diverged = Divergence(self.step, where, layer, parameter)
         self.phase_index = 0
         self.events.emit("diverged", divergence=self.diverged)
@@ -855,6 +905,7 @@ class Session:
         """Return to the state right after ``step`` steps: restore and replay, bit for bit."""
         if not 0 <= step <= self.step and self.diverged is None:
             raise SessionError(f"step {step} is not recorded: choose 0 to {self.step}")
+        self._stop_stepping()
         base = max((c for c in self.checkpoints if c.step <= step), key=lambda c: c.step)
         self.model.theta[...] = base.theta
         for key, arr in self.model.state_arrays().items():
