@@ -24,22 +24,24 @@ class Dense(Layer):
     formula = r"z = x W + b, \quad y = f(z)"
     teaching = (
         "Every output unit is a weighted sum of all inputs plus a bias, passed through an "
-        "activation. W has one row per input and one column per unit."
+        "activation. W has one row per input and one column per unit. On a sequence (T, F) "
+        "the same weights act on every position."
     )
 
     def build(self, input_shape, ctx):
-        if len(input_shape) != 1:
+        if len(input_shape) not in (1, 2):
             raise PluginError(
-                f"dense expects flat samples, got shape {tuple(input_shape)}; add a flatten layer"
+                f"dense expects flat samples (F,) or sequences (T, F), got shape "
+                f"{tuple(input_shape)}; add a flatten layer"
             )
-        fan_in, units = input_shape[0], self.hp["units"]
+        fan_in, units = input_shape[-1], self.hp["units"]
         self.act = ctx.make("activation", self.hp["activation"], **self.hp["activation_params"])
         ctx.add_weight("W", ctx.weight((fan_in, units), fan_in, units))
         if self.hp["use_bias"]:
             ctx.add_weight("b", ctx.zeros((units,)))
 
     def output_shape(self, input_shape):
-        return (self.hp["units"],)
+        return (*input_shape[:-1], self.hp["units"])
 
     def forward(self, ctx, p, x):
         z = x @ p["W"]
@@ -53,9 +55,10 @@ class Dense(Layer):
     def backward(self, ctx, p, dy):
         x, z, y = ctx.saved["x"], ctx.saved["z"], ctx.saved["y"]
         dz = self.act.gradient(z, y, dy)
-        grads = {"W": x.T @ dz}
+        x_rows, dz_rows = x.reshape(-1, x.shape[-1]), dz.reshape(-1, dz.shape[-1])
+        grads = {"W": x_rows.T @ dz_rows}
         if self.hp["use_bias"]:
-            grads["b"] = dz.sum(axis=0)
+            grads["b"] = dz_rows.sum(axis=0)
         return dz @ p["W"].T, grads
 
     def fusion(self):

@@ -34,10 +34,10 @@ def close(ours, theirs, rtol=1e-11, atol=1e-12):
     np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol)
 
 
-def torch_attention(layer, prefix=""):
+def torch_attention(params, prefix="", features=F):
     """nn.MultiheadAttention holding the weights of our attention layer (x W: transposed)."""
-    w = {k[len(prefix) :]: v for k, v in layer.params.items() if k.startswith(prefix)}
-    mha = torch.nn.MultiheadAttention(F, HEADS, batch_first=True, dtype=torch.float64)
+    w = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+    mha = torch.nn.MultiheadAttention(features, HEADS, batch_first=True, dtype=torch.float64)
     with torch.no_grad():
         mha.in_proj_weight.copy_(tensor(np.concatenate([w["W_q"].T, w["W_k"].T, w["W_v"].T])))
         mha.in_proj_bias.copy_(tensor(np.concatenate([w["b_q"], w["b_k"], w["b_v"]])))
@@ -49,6 +49,7 @@ def torch_attention(layer, prefix=""):
 def attention_grads(mha):
     wq, wk, wv = mha.in_proj_weight.grad.numpy().reshape(3, F, F)
     bq, bk, bv = mha.in_proj_bias.grad.numpy().reshape(3, F)
+
     return {
         "W_q": wq.T, "W_k": wk.T, "W_v": wv.T, "W_o": mha.out_proj.weight.grad.numpy().T,
         "b_q": bq, "b_k": bk, "b_v": bv, "b_o": mha.out_proj.bias.grad.numpy(),
@@ -85,7 +86,7 @@ def test_self_attention_matches_pytorch(causal):
     rng = np.random.default_rng(2)
     layer = single("multi_head_attention", (T, F), heads=HEADS, causal=causal)
     randomize(layer, 3)
-    mha = torch_attention(layer)
+    mha = torch_attention(layer.params)
     x, dy = rng.normal(size=(B, T, F)), rng.normal(size=(B, T, F))
     mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1) if causal else None
     xt = tensor(x, grad=True)
@@ -106,7 +107,7 @@ def test_a_mask_input_and_cross_attention_match_pytorch():
     rng = np.random.default_rng(4)
     layer = single("multi_head_attention", (T, F), heads=HEADS)
     randomize(layer, 5)
-    mha = torch_attention(layer)
+    mha = torch_attention(layer.params)
     x, memory = rng.normal(size=(B, T, F)), rng.normal(size=(B, 7, F))
     allowed = rng.random((B, T, 7)) < 0.7
     allowed[:, :, 0] = True  # every query sees at least one key
@@ -127,13 +128,13 @@ def test_a_mask_input_and_cross_attention_match_pytorch():
 class TorchBlock(torch.nn.Module):
     """The pre-norm block written out in PyTorch: x + MHA(LN(x)), then + MLP(LN(h))."""
 
-    def __init__(self, block):
+    def __init__(self, params, prefix="", features=F, hidden=8, length=T):
         super().__init__()
-        p = block.params
-        self.ln1, self.ln2 = (torch.nn.LayerNorm(F, dtype=torch.float64) for _ in range(2))
-        self.attn = torch_attention(block, "attn.")
-        self.fc1 = torch.nn.Linear(F, 8, dtype=torch.float64)
-        self.fc2 = torch.nn.Linear(8, F, dtype=torch.float64)
+        p = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+        self.ln1, self.ln2 = (torch.nn.LayerNorm(features, dtype=torch.float64) for _ in range(2))
+        self.attn = torch_attention(p, "attn.", features)
+        self.fc1 = torch.nn.Linear(features, hidden, dtype=torch.float64)
+        self.fc2 = torch.nn.Linear(hidden, features, dtype=torch.float64)
         with torch.no_grad():
             for ln, name in ((self.ln1, "ln1"), (self.ln2, "ln2")):
                 ln.weight.copy_(tensor(p[f"{name}.gamma"]))
@@ -141,7 +142,7 @@ class TorchBlock(torch.nn.Module):
             for fc, name in ((self.fc1, "fc1"), (self.fc2, "fc2")):
                 fc.weight.copy_(tensor(p[f"{name}.W"].T))
                 fc.bias.copy_(tensor(p[f"{name}.b"]))
-        self.mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        self.mask = torch.triu(torch.ones(length, length, dtype=torch.bool), 1)
 
     def forward(self, x):
         u = self.ln1(x)
@@ -160,7 +161,7 @@ class TorchBlock(torch.nn.Module):
 def block_and_torch(seed=6):
     block = single("transformer_block", (T, F), heads=HEADS, hidden=8, activation="gelu")
     randomize(block, seed)
-    return block, TorchBlock(block)
+    return block, TorchBlock(block.params)
 
 
 def test_the_transformer_block_matches_pytorch_forward_and_backward():
@@ -206,3 +207,65 @@ def test_twenty_adam_steps_of_the_block_match_pytorch():
     for name, param in reference.ours().items():
         value = param.detach().numpy()
         close(block.params[name], value.T if name.endswith(".W") else value, rtol=1e-9)
+
+
+SEQUENCE_TEXT = """
+schema = 1
+seed = 2
+[data]
+dataset = "delayed_copy"
+n = 48
+length = 6
+validation_fraction = 0.0
+[model]
+layers = [
+  { type = "dense", units = 8 },
+  { type = "transformer_block", heads = 2, hidden = 16 },
+  { type = "dense", units = 4 },
+]
+[training]
+loss = "cross_entropy"
+optimizer = { name = "adam", lr = 0.01 }
+batch_size = 16
+shuffle = false
+epochs = 10
+"""
+
+
+def linear(params, prefix):
+    w = params[f"{prefix}.W"]
+    layer = torch.nn.Linear(*w.shape, dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight.copy_(tensor(w.T))
+        layer.bias.copy_(tensor(params[f"{prefix}.b"]))
+    return layer
+
+
+def test_a_session_trains_a_transformer_on_per_position_targets_as_pytorch():
+    """Cross-entropy at every position of (batch, T, classes), PyTorch's mean over batch and
+    time: the session's loss at each of 20 Adam steps and the weights after them."""
+    from gradient_lab.engine.training.experiment import parse_experiment
+    from gradient_lab.engine.training.session import Session
+
+    session = Session(parse_experiment(SEQUENCE_TEXT))
+    params = session.parameters()
+    model = torch.nn.Sequential(
+        linear(params, "layers.0"),
+        TorchBlock(params, "layers.1.", features=8, hidden=16, length=6),
+        linear(params, "layers.2"),
+    )
+    adam = torch.optim.Adam(model.parameters(), lr=0.01)
+    x, y = session.x_train, session.data.y_train
+    for step in range(20):
+        start = (step * 16) % len(x)
+        logits = model(tensor(x[start : start + 16]))
+        labels = torch.from_numpy(y[start : start + 16])
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels)
+        adam.zero_grad()
+        loss.backward()
+        adam.step()
+        assert session.step_batch() == pytest.approx(loss.item(), rel=1e-10), step
+    for name, param in model[1].ours().items():
+        value = param.detach().numpy()
+        ours = session.parameters()[f"layers.1.{name}"]
+        close(ours, value.T if name.endswith(".W") else value, rtol=1e-8, atol=1e-11)

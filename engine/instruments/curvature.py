@@ -458,7 +458,14 @@ def _recognized_ops(theta: Array, node: Node, slots: dict[str, Slot]) -> list[_O
     return None
 
 
+def _has_dense(model: Model) -> bool:
+    return any(isinstance(n.layer.fusion(), DenseFusion) and len(n.input_shape) != 1
+               for n in model.walk())  # fmt: skip
+
+
 def _model_ops(model: Model, theta: Array) -> list[_Op] | None:
+    if len(model.output_shape) != 1 or _has_dense(model):
+        return None  # the exact rules take one row of outputs per sample, dense on flat rows
     ops: list[_Op] = []
     for i, node in enumerate(model.nodes):
         layer_ops = _layer_ops(theta, node, {s.name: s for s in model.layer_slots(i)})

@@ -107,10 +107,18 @@ class DataSplit:
 
     @property
     def n_outputs(self) -> int:
-        """Regression: target columns; classification: the number of classes."""
+        """Regression: target columns (per position for sequences); classification: the
+        number of classes."""
         if self.task == "regression":
-            return int(self.y_train.shape[1]) if self.y_train.ndim == 2 else 1
+            return int(self.y_train.shape[-1]) if self.y_train.ndim >= 2 else 1
         return int(self.n_classes)
+
+    @property
+    def steps(self) -> int | None:
+        """T when every position of a sequence has its own target (labels (n, T), regression
+        targets (n, T, outputs)); None for one target per sample."""
+        per_step = self.y_train.ndim == (2 if self.task == "classification" else 3)
+        return int(self.y_train.shape[1]) if per_step else None
 
     @property
     def n_train(self) -> int:
@@ -201,9 +209,16 @@ def _checked_arrays(
         raise PluginError(f"{where} returned {len(X)} inputs but {len(y)} targets")
     if not np.all(np.isfinite(X)):
         raise PluginError(f"{where} returned inputs that are not finite numbers")
+    per_step = "(n,) or, for sequences X (n, T, F), (n, T)"
     if dataset.task == "classification":
-        if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.all(y == np.round(y))):
-            raise PluginError(f"{where} must return whole-number class labels of shape (n,)")
+        whole = np.issubdtype(y.dtype, np.integer) or np.all(y == np.round(y))
+        if y.ndim not in (1, 2) or not whole:
+            raise PluginError(f"{where} must return whole-number class labels of shape {per_step}")
+        if y.ndim == 2 and (X.ndim != 3 or y.shape[1] != X.shape[1]):
+            raise PluginError(
+                f"{where} returned labels of shape {y.shape} for inputs {X.shape}: labels per "
+                "position need sequence inputs (n, T, F) with the same T"
+            )
         return X, y.astype(np.int64)
     if dataset.task != "regression":
         raise PluginError(
@@ -211,8 +226,14 @@ def _checked_arrays(
         )
     y = np.asarray(y, dtype=np.float64)
     y = y.reshape(len(y), -1) if y.ndim == 1 else y
-    if y.ndim != 2 or not np.all(np.isfinite(y)):
-        raise PluginError(f"{where} must return finite regression targets of shape (n, outputs)")
+    shapes = "(n, outputs) or, for sequences X (n, T, F), (n, T, outputs)"
+    if y.ndim not in (2, 3) or not np.all(np.isfinite(y)):
+        raise PluginError(f"{where} must return finite regression targets of shape {shapes}")
+    if y.ndim == 3 and (X.ndim != 3 or y.shape[1] != X.shape[1]):
+        raise PluginError(
+            f"{where} returned targets of shape {y.shape} for inputs {X.shape}: targets per "
+            "position need sequence inputs (n, T, F) with the same T"
+        )
     return X, y
 
 

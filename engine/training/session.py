@@ -35,8 +35,10 @@ from gradient_lab.engine.training.history import History
 from gradient_lab.engine.training.phases import Phase, supervised_phases
 from gradient_lab.engine.training.snapshots import Snapshots, StateRecorder
 from gradient_lab.engine.training.targets import (
+    PerPosition,
     TargetCoding,
     choose_output_activation,
+    rows,
     target_coding,
 )
 
@@ -190,6 +192,8 @@ class Session:
             )
             self.loss = loss.for_output(self.model.output_activation())
             self.coding = target_coding(self.data, self.loss, self.model)
+            if self.data.steps is not None:
+                self.loss = PerPosition(self.loss)
             self.targets_train = self.coding.encode(self.data.y_train).astype(self.dtype)
             self.targets_val = self.coding.encode(self.data.y_val).astype(self.dtype)
         self.x_train = np.ascontiguousarray(self.data.X_train, dtype=self.dtype)
@@ -863,14 +867,15 @@ class Session:
         if with_loss:
             result["loss"] = float(self.loss.value(out, t))
             return result
+        assert self.coding is not None
+        truth = self.coding.labels(y)  # one row per position for sequences
         if self.data.task == "classification":
-            assert self.coding is not None
             labels, scores = self.coding.decode(out)
             for m in self.metrics:
-                result[m.name] = m.compute(np.asarray(y), labels, scores)
+                result[m.name] = m.compute(truth, labels, scores)
         else:
             for m in self.metrics:
-                result[m.name] = m.compute(np.asarray(y, dtype=float), out, None)
+                result[m.name] = m.compute(np.asarray(truth, dtype=float), rows(out), None)
         return {k: (float(v) if np.ndim(v) == 0 else v) for k, v in result.items()}
 
     # ---------------------------------------------------------------- checkpoints

@@ -38,27 +38,75 @@ class TargetCoding:
             return 1
         return int(data.n_classes)
 
+    steps: int | None = None  # T for a target at every position of a sequence
+
     def encode(self, y: np.ndarray) -> np.ndarray:
+        """Targets shaped as the model's outputs: (n, outputs), or (n, T, outputs)."""
+        lead = (len(y),) if self.steps is None else (len(y), self.steps)
         if self.task == "regression":
-            return np.asarray(y, dtype=float).reshape(len(y), self.outputs)
-        labels = np.asarray(y, dtype=np.int64)
+            return np.asarray(y, dtype=float).reshape(*lead, self.outputs)
+        labels = np.asarray(y, dtype=np.int64).ravel()
         if self.outputs == 1:
-            return np.where(labels == 1, self.high, self.low).reshape(-1, 1)
+            return np.where(labels == 1, self.high, self.low).reshape(*lead, 1)
         out = np.full((len(labels), self.outputs), self.low)
         out[np.arange(len(labels)), labels] = self.high
-        return out
+        return out.reshape(*lead, self.outputs)
 
     def decode(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted labels and per-class scores from model outputs."""
+        """Predicted labels and per-class scores from model outputs; for sequences one row
+        per position (n·T rows), as ``labels`` flattens the true labels."""
+        outputs = rows(outputs)
         if self.outputs == 1:
             threshold = 0.5 * (self.low + self.high)
             return (outputs[:, 0] > threshold).astype(np.int64), outputs
         return outputs.argmax(axis=1).astype(np.int64), outputs
 
+    def labels(self, y: np.ndarray) -> np.ndarray:
+        """True labels or targets one row per position, as ``decode`` gives predictions."""
+        y = np.asarray(y)
+        if self.steps is None:
+            return y
+        return y.reshape(-1) if self.task == "classification" else y.reshape(-1, self.outputs)
+
+
+def rows(a: np.ndarray) -> np.ndarray:
+    """(B, T, C) as B·T rows of C; (B, C) as it is."""
+    return a.reshape(-1, a.shape[-1]) if a.ndim > 2 else a
+
+
+class PerPosition:
+    """A loss scored at every position of a sequence: (B, T, C) counts as B·T rows, so its mean
+    runs over positions, as PyTorch's CrossEntropyLoss on (B, C, T) and MSELoss do."""
+
+    def __init__(self, loss: Any) -> None:
+        self.inner = loss
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def value(self, pred: np.ndarray, target: np.ndarray) -> float:
+        return float(self.inner.value(rows(pred), rows(target)))
+
+    def grad(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return np.asarray(self.inner.grad(rows(pred), rows(target))).reshape(pred.shape)
+
+    def residuals(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+        r = self.inner.residuals(rows(pred), rows(target))
+        return None if r is None else np.asarray(r)
+
+    def residual_scale(self, pred: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+        scale = self.inner.residual_scale(rows(pred), rows(target))
+        return None if scale is None else np.asarray(scale).reshape(pred.shape)
+
 
 def target_coding(data: DataSplit, loss: Any, model: Any) -> TargetCoding:
-    """Check the model's output width against the task and pick the target levels."""
+    """Check the model's output shape against the task and pick the target levels."""
     needed = TargetCoding.outputs_needed(data, loss)
+    if data.steps is not None:
+        _check_per_position(data, model, needed)
+        coding = target_coding_levels(data, loss, model, needed)
+        coding.steps = data.steps
+        return coding
     width = int(np.prod(model.output_shape))
     if width != needed:
         what = (
@@ -70,6 +118,21 @@ def target_coding(data: DataSplit, loss: Any, model: Any) -> TargetCoding:
             f"the last layer has {width} output unit(s), but {what} needs {needed}; "
             f"set units = {needed} on the last layer"
         )
+    return target_coding_levels(data, loss, model, needed)
+
+
+def _check_per_position(data: DataSplit, model: Any, needed: int) -> None:
+    expected = (data.steps, needed)
+    if tuple(model.output_shape) != expected:
+        raise PluginError(
+            f"the model outputs samples of shape {tuple(model.output_shape)}, but "
+            f"{data.dataset_name!r} has a target at each of {data.steps} positions, which "
+            f"needs {expected}: end with a layer of {needed} units applied at every position"
+        )
+
+
+def target_coding_levels(data: DataSplit, loss: Any, model: Any, needed: int) -> TargetCoding:
+    """The coding for a checked output width: target levels from the loss and activation."""
     if data.task == "regression":
         return TargetCoding("regression", 0, needed)
     if loss.target_encoding in ("zero_one", "one_hot"):
