@@ -312,3 +312,17 @@ def test_a_run_killed_with_sigkill_leaves_a_complete_earlier_checkpoint(experime
     # Starting again into the folder clears whatever the killed process left beside it.
     assert run("run", experiment, "--out", out, "--steps", 2, "--quiet") == 0
     assert entries(tmp_path) == ["exp.toml", "out", "warm"] and verify(out)["step"] == 2
+
+
+def test_an_output_folder_in_a_folder_one_may_not_write_in_is_written_in_place(shared_folder):
+    locked = shared_folder / "locked"
+    out = locked / "out"
+    out.mkdir(parents=True)
+    out.chmod(0o777)
+    locked.chmod(0o555)
+    with unprivileged():
+        folder = RunFolder.prepare(out)
+        assert folder.in_place
+        folder.write({"history.csv": b"step\n1\n"}, 1, {"complete": True})
+        assert verify(out)["files"]["history.csv"]["bytes"] == 7
+    assert entries(locked) == ["out"] and entries(out) == ["history.csv", MANIFEST]

@@ -321,13 +321,6 @@ def _train(
         print(file=sys.stderr)
 
 
-def history_csv(session: Any) -> str:
-    """One row per recorded step; validation loss and metrics on the steps that end an epoch."""
-    from gradient_lab.engine.training.run_folder import HistoryCsv
-
-    return HistoryCsv().text(session)
-
-
 # ------------------------------------------------------------------------------------- plugins
 
 

@@ -10,11 +10,11 @@ whole: each set (a checkpoint during training, or the final one) goes into a hid
 it, ``.NAME.tmp-PID-RANDOM``, which is swapped into place in one step. A process killed at any
 moment leaves the previous complete set or the new one, never a mixture.
 
-A folder that holds other files too (or is the working folder, or a mount point such as a
-container's volume) cannot be swapped: there the new files are written under temporary names,
-renamed into place one after the other and the manifest renamed last. A kill while the files are
-written leaves the previous set; only a kill during the renames (microseconds) can leave a
-mixture, which ``verify`` detects.
+A folder that holds other files too (or is the working folder, a mount point such as a
+container's volume, or inside a folder one may not write in) cannot be swapped: there the new
+files are written under temporary names, renamed into place one after the other and the
+manifest renamed last. A kill while the files are written leaves the previous set; only a kill
+during the renames (microseconds) can leave a mixture, which ``verify`` detects.
 
 The folder is checked before training (``RunFolder.prepare``): a file where the folder should
 be, a parent folder that is missing or a folder one may not write in are one-line errors.
@@ -231,23 +231,25 @@ class RunFolder:
         if not parent.is_dir():
             raise RunFolderError(f"{shown}: {parent} is a file, not a folder")
         run = cls(target, shown)
-        run._check_writable(parent)
-        if target.exists():
+        if not target.exists():
+            run._check_writable(parent)
+        else:
             cwd = Path.cwd().resolve()
             run.in_place = (
                 run._holds_other_files()
                 or cwd == target
                 or target in cwd.parents
                 or os.stat(target).st_dev != os.stat(parent).st_dev
+                or run._cannot_write(parent) is not None
             )
             if run.in_place or not os.access(target, os.W_OK | os.X_OK):
                 run._check_writable(target)
         run.clean_leftovers()
         return run
 
-    def _check_writable(self, folder: Path) -> None:
-        """Make and remove what a write will make there: a folder beside the target, or a
-        temporary file inside it."""
+    def _cannot_write(self, folder: Path) -> OSError | None:
+        """Make and remove what a write will make there (a folder beside the target, or a
+        temporary file inside it): None, or why that failed."""
         try:
             if folder == self.target.parent:
                 probe = temporary_name(self.target, "tmp")
@@ -259,10 +261,16 @@ class RunFolder:
                     pass
                 probe.unlink()
         except OSError as exc:
+            return exc
+        return None
+
+    def _check_writable(self, folder: Path) -> None:
+        problem = self._cannot_write(folder)
+        if problem is not None:
             raise RunFolderError(
-                f"{self.shown}: cannot write in {folder} ({exc.strerror or exc}); expected a "
-                "folder you may write in"
-            ) from None
+                f"{self.shown}: cannot write in {folder} ({problem.strerror or problem}); "
+                "expected a folder you may write in"
+            )
 
     def _holds_other_files(self) -> bool:
         known = {*OUTPUT_FILES, MANIFEST}
