@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         metavar="DIR",
         default="out",
-        help="output folder (default: out): new, empty or an earlier run's; replaced as a whole",
+        help="output folder (default: out); its parent must exist. A folder of the run's own "
+        "(new, empty or an earlier run's) is replaced as a whole, so it never holds a mixture",
     )
     run.add_argument(
         "--checkpoint-every",
