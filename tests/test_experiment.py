@@ -27,6 +27,7 @@ from gradient_lab.engine.plugin_api import (
     PluginError,
     Regularizer,
 )
+from gradient_lab.engine.training.data import FEATURES
 from gradient_lab.engine.training.experiment import (
     DataSpec,
     Experiment,
@@ -487,7 +488,7 @@ VARIANTS = {
         optimizer='{ name = "adam", lr = 0.001, betas = [0.5, 0.999] }', metrics=["accuracy"]
     ),
     "dataset file, strs param": example(
-        dataset="csv", data='path = "my data/\\"x\\".csv"\ntarget = ["y"]'
+        dataset="csv", data='path = "my data/\\"x\\".csv"\ntarget = ["y"]', features=None
     ),
     "two regularizers, empty features": example(
         features=[], regularizers=["l2", '{ name = "l2", strength = 0.5 }']
@@ -497,7 +498,7 @@ VARIANTS = {
 
 @pytest.mark.parametrize("name", list(VARIANTS), ids=list(VARIANTS))
 def test_save_then_load_gives_an_equal_experiment_and_the_same_text(tmp_path, name):
-    exp = parse(VARIANTS[name])
+    exp = parse_experiment(VARIANTS[name], REGISTRY, base_dir=tmp_path)  # as if read from there
     path = tmp_path / "exp.toml"
     save_experiment(exp, path)
     again = load_experiment(path, REGISTRY)
@@ -631,7 +632,9 @@ datas = st.builds(
         {}, optional={"n": st.integers(1, 100_000), "noise": st.floats(0.0, 1.0)}
     ),
     validation_fraction=st.floats(0.0, 0.9),
-    features=st.one_of(st.none(), st.lists(st.text(max_size=8), max_size=4)),
+    features=st.one_of(
+        st.none(), st.lists(st.sampled_from(list(FEATURES)), unique=True, max_size=4)
+    ),
     seed=st.one_of(st.none(), st.integers(0, 2**63 - 1)),
 )
 experiments = st.builds(

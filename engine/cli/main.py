@@ -1,61 +1,106 @@
 """The ``gradient-lab`` command line: the same engine as the app, without a window.
 
 User mistakes (a bad file, a bad value, a missing file) end with one clear line and exit code 2,
-never a traceback.
+never a traceback; a divergence ends with exit code 3 and an internal error with 1 (see
+``EXIT_CODES``).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gradient_lab.engine.cli.lab import LabError, add_lab_commands, run_lab_command, steps_to_train
+from gradient_lab.engine.files import json_text
 from gradient_lab.engine.plugin_api import KINDS, PluginError
 
+EXIT_OK = 0
+EXIT_INTERNAL_ERROR = 1
 EXIT_USER_ERROR = 2
+EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = f"""\
+exit codes:
+  {EXIT_OK}    success
+  {EXIT_INTERNAL_ERROR}    internal error: a bug in Gradient Lab or in a plugin (with its traceback)
+  {EXIT_USER_ERROR}    a mistake in an option or a file: one line naming it, the value and
+       what is allowed
+  {EXIT_DIVERGED}    training diverged (a NaN or infinity): the outputs up to that step are
+       written (run) and the line names where it first appeared
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+"""
 
 
 class UserError(Exception):
     """A mistake the user can fix; printed as one line."""
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, top: bool) -> None:
+    """The options every command takes. They may come before the command or after it: the
+    subcommands' copies default to nothing, so they never undo a value given before."""
+    unset: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
     parser.add_argument(
         "--plugins-dir",
         metavar="DIR",
         help="folder of drop-in plugin files (default: the user data folder, "
         "or GRADIENT_LAB_PLUGINS)",
+        **unset,
     )
-    parser.add_argument("--safe-mode", action="store_true", help="load the built-in plugins only")
+    parser.add_argument(
+        "--safe-mode", action="store_true", help="load the built-in plugins only", **unset
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    _common(common)
+    top, common = argparse.ArgumentParser(add_help=False), argparse.ArgumentParser(add_help=False)
+    _common(top, top=True)
+    _common(common, top=False)
     parser = argparse.ArgumentParser(
         prog="gradient-lab",
-        parents=[common],
+        parents=[top],
         description="Gradient Lab: step through deep-learning training. Without a command it "
         "opens the app on the default experiment.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command")
 
-    run = sub.add_parser("run", parents=[common], help="train an experiment file headless")
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="train an experiment file headless",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("experiment", help="experiment .toml file")
     length = run.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="train this many minibatch steps")
     length.add_argument("--epochs", type=int, help="train this many epochs (default: the file's)")
     run.add_argument("--seed", type=int, help="override the experiment's seed")
     run.add_argument("--init-params", metavar="P.npz", help="start from these parameters")
-    run.add_argument("--out", metavar="DIR", default="out", help="output folder (default: out)")
+    run.add_argument(
+        "--out",
+        metavar="DIR",
+        default="out",
+        help="output folder (default: out); its parent must exist. A folder of the run's own "
+        "(new, empty or an earlier run's) is replaced as a whole, so it never holds a mixture",
+    )
+    run.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        help="also write the outputs every N steps while training (a killed run loses at "
+        "most N steps)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress line")
 
     plugins = sub.add_parser("plugins", parents=[common], help="list or check plugins")
@@ -109,50 +154,151 @@ def _progress_printer(quiet: bool) -> Any:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from gradient_lab.engine.files import load_npz
     from gradient_lab.engine.training.experiment import load_experiment
-    from gradient_lab.engine.training.session import Session
+    from gradient_lab.engine.training.run_folder import RunFolder
 
+    _check_counts(args)
+    folder = RunFolder.prepare(args.out, "--out")
     registry = _registry(args)
     experiment = load_experiment(args.experiment, registry)
     if args.seed is not None:
         experiment.seed = args.seed
-    init = None
-    if args.init_params:
-        try:
-            init = load_npz(args.init_params)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read --init-params {args.init_params}: {exc}") from None
+    init = _init_params(args.init_params) if args.init_params else None
     started = time.perf_counter()
-    session = Session(
-        experiment, registry, init_params=init, progress=_progress_printer(args.quiet)
-    )
+    session = _session(args, experiment, registry, init)
     compile_s = time.perf_counter() - started
     total_steps = steps_to_train(args, session)
-    if total_steps < 1:
-        raise UserError("--steps and --epochs must be at least 1")
-    _train(session, total_steps, args.quiet)
-    train_s = time.perf_counter() - started - compile_s
-    write_outputs(session, Path(args.out), compile_s, train_s)
+    outputs = RunOutputs(session, folder, total_steps, compile_s)
+    if args.checkpoint_every:
+        outputs.write(complete=False)  # from the start the folder holds this run
+    _train(session, total_steps, args.quiet, args.checkpoint_every, outputs)
+    outputs.write(complete=session.diverged is None)
     if not args.quiet:
         print(
-            f"wrote {args.out}/: history.csv, params_init.npz, params.npz, summary.json",
+            f"wrote {args.out}/: history.csv, params_init.npz, params.npz, summary.json, "
+            "experiment.toml, manifest.json",
             file=sys.stderr,
         )
     if session.diverged is not None:
         print(f"error: {session.diverged.describe()}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_DIVERGED
+    return EXIT_OK
 
 
-def _train(session: Any, total_steps: int, quiet: bool) -> None:
+def _check_counts(args: argparse.Namespace) -> None:
+    """Whole-number options, before anything is loaded."""
+    for option, value, low in (
+        ("--steps", args.steps, 1),
+        ("--epochs", args.epochs, 1),
+        ("--seed", args.seed, 0),
+        ("--checkpoint-every", args.checkpoint_every, 1),
+    ):
+        if value is not None and value < low:
+            raise UserError(f"{option} {value} is not allowed: expected a whole number >= {low}")
+
+
+def _init_params(path: str) -> dict[str, np.ndarray]:
+    """The arrays of ``--init-params``: readable, an .npz archive, real and finite numbers."""
+    from gradient_lab.engine.files import NpzError, load_npz
+
+    where = f"--init-params {path}"
+    try:
+        arrays = load_npz(path)
+    except FileNotFoundError:
+        raise UserError(f"{where}: file not found") from None
+    except OSError as exc:
+        raise UserError(f"{where}: cannot be read ({exc.strerror or exc})") from None
+    except NpzError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    for key, values in arrays.items():
+        if values.dtype.kind not in "fiu":
+            raise UserError(f"{where}: {key!r} holds {values.dtype} values; expected real numbers")
+        bad = np.argwhere(~np.isfinite(values))
+        if len(bad):
+            index = tuple(int(i) for i in bad[0])
+            raise UserError(
+                f"{where}: {key!r}{list(index) if index else ''} = {values[index]} is not "
+                "allowed: expected finite numbers (no NaN or infinity)"
+            )
+    return arrays
+
+
+def _session(
+    args: argparse.Namespace, experiment: Any, registry: Any, init: dict[str, np.ndarray] | None
+) -> Any:
+    """The session, checked before training; its mistakes name the file they are in."""
+    from gradient_lab.engine.training.errors import ExperimentError
+    from gradient_lab.engine.training.session import Session
+
+    try:
+        session = Session(
+            experiment, registry, init_params=init, progress=_progress_printer(args.quiet)
+        )
+    except ExperimentError as exc:
+        raise exc.in_file(str(args.experiment)) from None
+    except PluginError as exc:
+        message = str(exc)
+        if message.startswith("--init-params: "):  # the session's name for these parameters
+            raise UserError(f"--init-params {args.init_params}: {message[15:]}") from None
+        raise UserError(f"{args.experiment}: {message}") from None
+    return session
+
+
+class RunOutputs:
+    """The run's files, written as one set: at checkpoints and at the end."""
+
+    def __init__(self, session: Any, folder: Any, total_steps: int, setup_s: float) -> None:
+        from gradient_lab.engine.training.run_folder import HistoryCsv
+
+        self.session, self.folder, self.total_steps = session, folder, total_steps
+        self.setup_s = setup_s
+        self.started = time.perf_counter()
+        self.history = HistoryCsv()
+
+    def write(self, complete: bool) -> None:
+        from gradient_lab.engine.training.run_folder import run_files, summary
+
+        s = self.session
+        train_s = time.perf_counter() - self.started
+        info = summary(s, self.setup_s, train_s, self.total_steps, complete)
+        files = run_files(s, self.history, self.folder.target, info)
+        listed = {
+            "epoch": s.epoch,
+            "planned_steps": self.total_steps,
+            "complete": complete,
+            "diverged": info["diverged"],
+        }
+        try:
+            self.folder.write(files, s.step, listed)
+        except OSError as exc:  # a full disk, the folder removed meanwhile, ...
+            raise UserError(
+                f"{self.folder.shown}: cannot write the outputs of step {s.step} "
+                f"({exc.strerror or exc})"
+            ) from None
+
+
+def _train(
+    session: Any,
+    total_steps: int,
+    quiet: bool,
+    checkpoint_every: int | None = None,
+    outputs: RunOutputs | None = None,
+) -> None:
     """Train epoch by epoch (or part of one) with a progress line, refreshed a few times a second
-    on a terminal and every tenth of the run otherwise."""
+    on a terminal and every tenth of the run otherwise; write the outputs every
+    ``checkpoint_every`` steps."""
     interactive = sys.stderr.isatty()
     last_print, next_tenth = 0.0, 0.1
     while session.step < total_steps and session.diverged is None:
         remaining_in_epoch = session.steps_per_epoch - session.batch_in_epoch
-        session.run_steps(min(remaining_in_epoch, total_steps - session.step))
+        count = min(remaining_in_epoch, total_steps - session.step)
+        if checkpoint_every:
+            count = min(count, checkpoint_every - session.step % checkpoint_every)
+        session.run_steps(count)
+        running = session.diverged is None and session.step < total_steps
+        if running and checkpoint_every and session.step % checkpoint_every == 0:
+            assert outputs is not None
+            outputs.write(complete=False)
         if quiet:
             continue
         now, fraction = time.perf_counter(), session.step / total_steps
@@ -174,63 +320,6 @@ def _train(session: Any, total_steps: int, quiet: bool) -> None:
         print(file=sys.stderr)
 
 
-def history_csv(session: Any) -> str:
-    """One row per recorded step; validation loss and metrics on the steps that end an epoch."""
-    epochs = {r["step"]: r for r in session.history.epochs}
-    extra = [
-        k
-        for r in session.history.epochs
-        for k in r
-        if k not in ("epoch", "step", "lr", "train_loss")
-    ]
-    extra = list(
-        dict.fromkeys(
-            k for k in extra if not isinstance(session.history.epochs[-1].get(k, 0.0), list)
-        )
-    )
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["step", "epoch", "train_loss", *extra])
-    for step, epoch, loss in session.history.steps.array():
-        done = int(step) + 1
-        record = epochs.get(done, {})
-        values = [_scalar_text(record.get(k, "")) for k in extra]
-        writer.writerow([done, int(epoch), repr(float(loss)), *values])
-    return out.getvalue()
-
-
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, float):
-        return repr(value)
-    if hasattr(value, "tolist"):
-        return json.dumps(value.tolist())
-    return str(value)
-
-
-def write_outputs(session: Any, out: Path, compile_s: float, train_s: float) -> None:
-    from gradient_lab.engine.files import atomic_save_npz, atomic_write_text
-    from gradient_lab.engine.training.experiment import experiment_to_toml
-
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "history.csv", history_csv(session))
-    atomic_save_npz(out / "params_init.npz", session.initial_params)
-    atomic_save_npz(out / "params.npz", session.parameters())
-    atomic_write_text(out / "experiment.toml", experiment_to_toml(session.experiment))
-    last = session.history.epochs[-1] if session.history.epochs else {}
-    summary = {
-        "seed": session.experiment.seed,
-        "steps": session.step,
-        "epochs": session.epoch,
-        "n_params": session.model.n_params,
-        "fused": session.fused is not None,
-        "final": {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in last.items()},
-        "diverged": None if session.diverged is None else session.diverged.describe(),
-        "setup_seconds": round(compile_s, 4),
-        "train_seconds": round(train_s, 4),
-    }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-
-
 # ------------------------------------------------------------------------------------- plugins
 
 
@@ -240,7 +329,7 @@ def command_plugins(args: argparse.Namespace) -> int:
         records = [r for r in registry.records if args.kind in (None, r.kind)]
         if args.json:
             print(
-                json.dumps(
+                json_text(
                     [
                         {
                             "name": r.name,
@@ -252,9 +341,9 @@ def command_plugins(args: argparse.Namespace) -> int:
                             "error": r.error,
                         }
                         for r in records
-                    ],
-                    indent=2,
-                )
+                    ]
+                ),
+                end="",
             )
             return 0
         for r in sorted(records, key=lambda r: (r.kind, r.name)):
@@ -311,6 +400,7 @@ def command_default(args: argparse.Namespace) -> int:
         seed=None,
         init_params=None,
         out="out",
+        checkpoint_every=None,
         quiet=False,
         plugins_dir=args.plugins_dir,
         safe_mode=args.safe_mode,
@@ -319,9 +409,14 @@ def command_default(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (see ``EXIT_CODES``)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a malformed command line (argparse printed why)
+        return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
+    try:
+        _check_plugins_dir(args.plugins_dir)
         if args.command == "run":
             return command_run(args)
         if args.command == "plugins":
@@ -336,13 +431,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command_default(args)
     except (UserError, PluginError, LabError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        # The instruments stop on a divergence while training first (lab.prepare_session).
+        diverged = isinstance(exc, LabError) and str(exc).startswith("training diverged")
+        return EXIT_DIVERGED if diverged else EXIT_USER_ERROR
     except FileNotFoundError as exc:
         print(f"error: file not found: {exc.filename}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        traceback.print_exc()
+        line = (str(exc).strip().splitlines() or [""])[0]
+        print(
+            f"internal error ({type(exc).__name__}: {line}): a bug in Gradient Lab or in a "
+            "plugin; please report it with the traceback above",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
+
+
+def _check_plugins_dir(folder: str | None) -> None:
+    if folder is None:
+        return
+    path = Path(folder).expanduser()
+    if not path.exists():
+        raise UserError(
+            f"--plugins-dir {folder}: no such folder; expected a folder of drop-in plugin .py files"
+        )
+    if not path.is_dir():
+        raise UserError(
+            f"--plugins-dir {folder}: is a file, not a folder; expected a folder of drop-in "
+            "plugin .py files (check a single file with 'gradient-lab plugins check FILE.py')"
+        )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradient_lab.engine.plugin_api import Dataset, PluginError
+from gradient_lab.engine.training.errors import ExperimentError
 
 Feature = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -140,9 +141,10 @@ def check_validation_fraction(fraction: float) -> float:
         fraction, bool
     )
     if not ok or not 0.0 <= float(fraction) <= MAX_VALIDATION_FRACTION:
-        raise PluginError(
-            f"validation_fraction = {fraction!r} is not allowed: expected a number >= 0 and "
-            f"<= {MAX_VALIDATION_FRACTION:g}"
+        raise ExperimentError(
+            f"data.validation_fraction = {fraction!r} is not allowed: expected a number >= 0 "
+            f"and <= {MAX_VALIDATION_FRACTION:g}",
+            "data.validation_fraction",
         )
     return float(fraction)
 
@@ -168,14 +170,21 @@ def split_data(
     X, y = _checked_arrays(dataset, X, y)
     task = dataset.task
     n_classes = _checked_classes(dataset, y) if task == "classification" else 0
-    X, names, points = _apply_features(dataset, X, features)
+    try:
+        X, names, points = _apply_features(dataset, X, features)
+    except ExperimentError:
+        raise
+    except PluginError as exc:
+        raise ExperimentError(f"data.features: {exc}", "data.features") from None
 
     n = len(X)
     n_val = round(n * fraction)
     if n - n_val < 1:
-        raise PluginError(
-            f"dataset {dataset.name!r} has {n} samples: validation_fraction = {fraction:g} "
-            "leaves none for training"
+        raise ExperimentError(
+            f"data.validation_fraction = {fraction:g} is not allowed: dataset "
+            f"{dataset.name!r} has {n} samples and this leaves none for training; expected "
+            f"less than {(n - 0.5) / n:.3g}",
+            "data.validation_fraction",
         )
     order = rng.permutation(n) if shuffle else np.arange(n)
     train, val = order[: n - n_val], order[n - n_val :]

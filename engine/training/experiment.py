@@ -14,6 +14,7 @@ import copy
 import difflib
 import math
 import numbers
+import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,8 @@ from gradient_lab.engine.files import atomic_write_text
 from gradient_lab.engine.loading.discovery import default_registry
 from gradient_lab.engine.loading.registry import Registry
 from gradient_lab.engine.plugin_api import Param, Plugin, PluginError
+from gradient_lab.engine.training.data import FEATURES, canonical_feature
+from gradient_lab.engine.training.errors import ExperimentError
 
 __all__ = [
     "SCHEMA",
@@ -50,20 +53,6 @@ SUPPORTED_SCHEMAS = (1,)
 DTYPES = ("float64", "float32")
 
 
-class ExperimentError(PluginError):
-    """One user-facing mistake in an experiment.
-
-    ``field`` is its path ("training.optimizer.lr"; "" for the whole file), ``source`` the file
-    or "<text>", and ``detail`` the message without the source, for a form beside the field.
-    """
-
-    def __init__(self, message: str, field: str = "", source: str = "", detail: str = "") -> None:
-        super().__init__(message)
-        self.field = field
-        self.source = source
-        self.detail = detail or message
-
-
 # ------------------------------------------------------------------------------ the experiment
 
 
@@ -84,6 +73,10 @@ class DataSpec:
     validation_fraction: float = 0.2
     features: list[str] | None = None
     seed: int | None = None
+    # Dataset file paths as the file wrote them, where ``options`` holds them resolved against
+    # ``base_dir``, the experiment file's folder (so any working directory reads the same file).
+    written_paths: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    base_dir: str | None = field(default=None, compare=False, repr=False)
 
 
 def _default_init() -> PluginChoice:
@@ -330,7 +323,9 @@ def _required(table: Mapping[str, Any], prefix: str, key: str, example: str) -> 
 # ---------------------------------------------------------------------------------- sections
 
 
-def _parse_document(doc: Mapping[str, Any], registry: Registry) -> Experiment:
+def _parse_document(
+    doc: Mapping[str, Any], registry: Registry, base_dir: Path | None = None
+) -> Experiment:
     schema = doc.get("schema", SCHEMA)
     if not isinstance(schema, int) or isinstance(schema, bool) or schema not in SUPPORTED_SCHEMAS:
         supported = ", ".join(str(s) for s in SUPPORTED_SCHEMAS)
@@ -340,7 +335,7 @@ def _parse_document(doc: Mapping[str, Any], registry: Registry) -> Experiment:
     _check_keys(doc, TOP_KEYS, "", "at the top level")
     seed = _check(_SEED, doc.get("seed", 0), "")
     return Experiment(
-        data=_parse_data(_table(doc, "data"), registry),
+        data=_parse_data(_table(doc, "data"), registry, base_dir),
         model=_parse_model(_table(doc, "model"), registry),
         training=_parse_training(_table(doc, "training"), registry),
         seed=seed,
@@ -348,7 +343,9 @@ def _parse_document(doc: Mapping[str, Any], registry: Registry) -> Experiment:
     )
 
 
-def _parse_data(table: Mapping[str, Any], registry: Registry) -> DataSpec:
+def _parse_data(
+    table: Mapping[str, Any], registry: Registry, base_dir: Path | None = None
+) -> DataSpec:
     """[data] mixes the engine's keys with the dataset plugin's own parameters."""
     name = _required(table, "data", "dataset", 'dataset = "spiral"')
     cls = _plugin(registry, "dataset", name, "data.dataset")
@@ -363,14 +360,68 @@ def _parse_data(table: Mapping[str, Any], registry: Registry) -> DataSpec:
                 "expected a list of feature names (texts)",
                 "data.features",
             )
+        _check_features(features, cls)
     seed = _check(_DATA_SEED, table["seed"], "data") if "seed" in table else None
+    written = _resolve_paths(cls, options, base_dir)
     return DataSpec(
         dataset=name,
         options=options,
         validation_fraction=_check(_VALIDATION, table.get("validation_fraction", 0.2), "data"),
         features=features,
         seed=seed,
+        written_paths=written,
+        base_dir=None if base_dir is None else str(base_dir),
     )
+
+
+def _check_features(features: list[str], cls: type[Plugin]) -> None:
+    """Derived inputs exist for 2D playground sets only, each once, by a known name."""
+    if not getattr(cls, "planar", False):
+        if features:
+            raise ExperimentError(
+                f"data.features = {features!r} is not allowed: input features apply to 2D "
+                f"playground sets only, and dataset {cls.name!r} uses its own inputs; "
+                "expected no features key (or an empty list)",
+                "data.features",
+            )
+        return
+    seen: list[str] = []
+    for i, name in enumerate(features):
+        where = f"data.features[{i}]"
+        try:
+            key = canonical_feature(name)
+        except PluginError:
+            raise ExperimentError(
+                f"{where} = {name!r} is not allowed: expected one of {', '.join(FEATURES)}",
+                where,
+            ) from None
+        if key in seen:
+            raise ExperimentError(f"{where} = {name!r} is listed twice (as {key!r})", where)
+        seen.append(key)
+
+
+def _is_path(param: Param) -> bool:
+    """By convention a dataset's text parameter ``path`` (or ``*_path``) names a file."""
+    return param.type == "str" and (param.name == "path" or param.name.endswith("_path"))
+
+
+def _resolve_paths(
+    cls: type[Plugin], options: dict[str, Any], base_dir: Path | None
+) -> dict[str, str]:
+    """Make relative file paths relative to the experiment file's folder, in place; the
+    paths as written, by parameter, for saving."""
+    written: dict[str, str] = {}
+    for param in cls.params:
+        value = options.get(param.name)
+        if not _is_path(param) or not isinstance(value, str) or not value:
+            continue
+        path = Path(value).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if str(path) != value:
+            written[param.name] = value
+            options[param.name] = str(path)
+    return written
 
 
 def _parse_model(table: Mapping[str, Any], registry: Registry) -> ModelSpec:
@@ -500,8 +551,12 @@ def parse_experiment(
     text_or_dict: str | Mapping[str, Any],
     registry: Registry | None = None,
     source: str = "<text>",
+    base_dir: str | Path | None = None,
 ) -> Experiment:
-    """An experiment from TOML text or an already parsed dict, checked against the registry."""
+    """An experiment from TOML text or an already parsed dict, checked against the registry.
+
+    ``base_dir``: the folder relative dataset file paths are relative to (the experiment file's
+    folder; None keeps them relative to the working directory)."""
     if isinstance(text_or_dict, str):
         doc: Mapping[str, Any] = _read_toml(text_or_dict, source)
     elif isinstance(text_or_dict, Mapping):
@@ -509,15 +564,16 @@ def parse_experiment(
     else:
         raise TypeError(f"expected TOML text or a dict, got {type(text_or_dict).__name__}")
     reg = default_registry() if registry is None else registry
+    base = None if base_dir is None else Path(base_dir).absolute()
     try:
-        return _parse_document(doc, reg)
+        return _parse_document(doc, reg, base)
     except ExperimentError as exc:
         raise ExperimentError(f"{source}: {exc}", exc.field, source, str(exc)) from None
 
 
 def _read_toml(text: str, source: str) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
+        return tomllib.loads(text.removeprefix("\ufeff"))  # a byte-order mark, as in CSV files
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message carries "(at line L, column C)".
         raise ExperimentError(f"{source}: not valid TOML: {exc}", "", source) from None
@@ -527,7 +583,7 @@ def load_experiment(path: str | Path, registry: Registry | None = None) -> Exper
     """Read and check an experiment file; every problem is one ExperimentError."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")  # a byte-order mark is allowed
     except FileNotFoundError:
         raise ExperimentError(f"experiment file not found: {file}", "", str(file)) from None
     except UnicodeDecodeError as exc:
@@ -539,7 +595,7 @@ def load_experiment(path: str | Path, registry: Registry | None = None) -> Exper
         raise ExperimentError(
             f"cannot read experiment file {file}: {reason}", "", str(file)
         ) from None
-    return parse_experiment(text, registry, source=str(file))
+    return parse_experiment(text, registry, source=str(file), base_dir=file.parent)
 
 
 def _choice_value(choice: PluginChoice) -> str | dict[str, Any]:
@@ -555,13 +611,18 @@ def _layer_value(layer: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": layer.get("type"), **rest}
 
 
-def experiment_to_dict(exp: Experiment) -> dict[str, Any]:
+def experiment_to_dict(exp: Experiment, folder: str | Path | None = None) -> dict[str, Any]:
     """The TOML-shaped dict of an experiment (what ``parse_experiment`` accepts back).
 
     Engine fields are always written so a saved file records the whole setup; optional fields
-    that are unset (None, no regularizers) are left out.
+    that are unset (None, no regularizers) are left out. A dataset path is written as the
+    experiment file wrote it, except that a relative one is made relative to ``folder`` (where
+    the text will be saved) when that is another folder.
     """
     data: dict[str, Any] = {"dataset": exp.data.dataset, **copy.deepcopy(exp.data.options)}
+    for key, written in exp.data.written_paths.items():
+        if isinstance(data.get(key), str):
+            data[key] = _path_text(written, data[key], exp.data.base_dir, folder)
     data["validation_fraction"] = exp.data.validation_fraction
     if exp.data.features is not None:
         data["features"] = list(exp.data.features)
@@ -604,13 +665,28 @@ def experiment_to_dict(exp: Experiment) -> dict[str, Any]:
     }
 
 
-def experiment_to_toml(exp: Experiment) -> str:
-    return toml_dumps(experiment_to_dict(exp))
+def _path_text(written: str, current: str, base_dir: str | None, folder: str | Path | None) -> str:
+    """How a dataset path the file wrote as ``written`` (resolved: ``current``) is saved."""
+    as_written = Path(written).expanduser()
+    resolved = as_written if as_written.is_absolute() or base_dir is None else base_dir / as_written
+    if str(resolved) != current:
+        return current  # changed since it was read
+    if as_written.is_absolute() or folder is None or Path(folder).absolute() == Path(str(base_dir)):
+        return written
+    try:
+        return Path(os.path.relpath(current, Path(folder).absolute())).as_posix()
+    except ValueError:  # another drive (Windows)
+        return current
+
+
+def experiment_to_toml(exp: Experiment, folder: str | Path | None = None) -> str:
+    """TOML text of ``exp``; ``folder``: where it will be saved (see ``experiment_to_dict``)."""
+    return toml_dumps(experiment_to_dict(exp, folder))
 
 
 def save_experiment(exp: Experiment, path: str | Path) -> None:
     """Write atomically: the file on disk is always the old one or the complete new one."""
-    atomic_write_text(path, experiment_to_toml(exp))
+    atomic_write_text(path, experiment_to_toml(exp, Path(path).parent))
 
 
 # --------------------------------------------------------------------------------- TOML writer

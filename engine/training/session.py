@@ -28,6 +28,7 @@ from gradient_lab.engine.model.calls import find_call, layer_losses
 from gradient_lab.engine.model.owned_step import Group, OwnedTrainer, network_index
 from gradient_lab.engine.model.stepping import CallStepper
 from gradient_lab.engine.plugin_api import Call, OptimizerContext, PluginError
+from gradient_lab.engine.training.checks import check_session
 from gradient_lab.engine.training.data import DataSplit, split_data
 from gradient_lab.engine.training.events import Events
 from gradient_lab.engine.training.experiment import Experiment
@@ -227,6 +228,8 @@ class Session:
         self.owned = self._owned_trainer() if self.coding is None else None
         if self.owned is not None:
             self.opt_state = self.owned.optimizer_state()
+        else:
+            check_session(self)  # before any kernel compiles: a mistake is named at once
 
         rules = None if self.owned else inline_rules(self.loss, self.optimizer, self.regularizers)
         self.fused = FusedNet(self.model) if rules and FusedNet.supports(self.model) else None

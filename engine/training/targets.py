@@ -11,8 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from gradient_lab.engine.plugin_api import PluginError
 from gradient_lab.engine.training.data import DataSplit
+from gradient_lab.engine.training.errors import ExperimentError
+
+REGRESSION_LOSSES = "mse, mae or huber"
+CLASSIFICATION_LOSSES = "cross_entropy, bce or hinge"
 
 
 def choose_output_activation(data: DataSplit, loss: Any) -> str:
@@ -100,7 +103,9 @@ class PerPosition:
 
 
 def target_coding(data: DataSplit, loss: Any, model: Any) -> TargetCoding:
-    """Check the model's output shape against the task and pick the target levels."""
+    """Check the loss against the targets and the model's output shape against the task, and
+    pick the target levels. Mistakes are ExperimentErrors naming the field to change."""
+    check_loss(data, loss)
     needed = TargetCoding.outputs_needed(data, loss)
     if data.steps is not None:
         _check_per_position(data, model, needed)
@@ -110,13 +115,22 @@ def target_coding(data: DataSplit, loss: Any, model: Any) -> TargetCoding:
     width = int(np.prod(model.output_shape))
     if width != needed:
         what = (
-            f"{data.n_outputs} regression target(s)"
+            f"dataset {data.dataset_name!r} with {data.n_outputs} regression target(s)"
             if data.task == "regression"
             else f"{loss.name} on {data.n_classes} classes"
         )
-        raise PluginError(
-            f"the last layer has {width} output unit(s), but {what} needs {needed}; "
-            f"set units = {needed} on the last layer"
+        k = _last_with_units(model)
+        if k is None:
+            raise ExperimentError(
+                f"model.layers: the last layer has {width} output unit(s), but {what} needs "
+                f"{needed}; expected a last layer with {needed} output unit(s)",
+                "model.layers",
+            )
+        where = f"model.layers[{k}].units"
+        raise ExperimentError(
+            f"{where} = {width} is not allowed: {what} needs {needed} output unit(s); "
+            f"expected units = {needed} on the last layer",
+            where,
         )
     return target_coding_levels(data, loss, model, needed)
 
@@ -124,10 +138,11 @@ def target_coding(data: DataSplit, loss: Any, model: Any) -> TargetCoding:
 def _check_per_position(data: DataSplit, model: Any, needed: int) -> None:
     expected = (data.steps, needed)
     if tuple(model.output_shape) != expected:
-        raise PluginError(
-            f"the model outputs samples of shape {tuple(model.output_shape)}, but "
-            f"{data.dataset_name!r} has a target at each of {data.steps} positions, which "
-            f"needs {expected}: end with a layer of {needed} units applied at every position"
+        raise ExperimentError(
+            f"model.layers: the model outputs samples of shape {tuple(model.output_shape)}, "
+            f"but {data.dataset_name!r} has a target at each of {data.steps} positions, which "
+            f"needs {expected}: end with a layer of {needed} units applied at every position",
+            "model.layers",
         )
 
 
@@ -152,3 +167,45 @@ def _range_of(model: Any) -> tuple[float, float]:
             lo, hi = act.output_range
             return max(lo, -1.0), min(hi, 1.0)
     return -1.0, 1.0
+
+
+def check_loss(data: DataSplit, loss: Any) -> None:
+    """The loss's task is the data's, and a 0/1 loss (bce) on regression targets sees only
+    values in [0, 1]: otherwise its value is meaningless (negative, or 0 at every step)."""
+    where = "training.loss"
+    name = loss.name
+    task = getattr(loss, "task", "any")
+    dataset = f"dataset {data.dataset_name!r}"
+    if task not in ("any", data.task):
+        if data.task == "regression":
+            has, expected = f"regression targets ({data.n_outputs} column(s))", "regression"
+            examples = REGRESSION_LOSSES
+        else:
+            has, expected = f"class labels ({data.n_classes} classes)", "class labels"
+            examples = CLASSIFICATION_LOSSES
+        needs = "class labels" if task == "classification" else f"{task} targets"
+        raise ExperimentError(
+            f"{where} = {name!r} is not allowed: {name} needs {needs}, but {dataset} has "
+            f"{has}; expected a loss for {expected}, e.g. {examples}",
+            where,
+        )
+    if data.task == "regression" and loss.target_encoding == "zero_one":
+        values = [y for y in (data.y_train, data.y_val) if np.size(y)]
+        low = min(float(np.min(y)) for y in values)
+        high = max(float(np.max(y)) for y in values)
+        if low < 0.0 or high > 1.0:
+            raise ExperimentError(
+                f"{where} = {name!r} is not allowed: {name} needs targets in [0, 1] (class "
+                f"labels or probabilities), but {dataset} has regression targets from "
+                f"{low:.4g} to {high:.4g}; expected a loss for regression, e.g. "
+                f"{REGRESSION_LOSSES}",
+                where,
+            )
+
+
+def _last_with_units(model: Any) -> int | None:
+    """The index of the last layer with a ``units`` parameter (the one that sets the width)."""
+    for k in range(len(model.layers) - 1, -1, -1):
+        if "units" in getattr(model.layers[k], "hp", {}):
+            return k
+    return None
