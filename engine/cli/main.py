@@ -321,6 +321,10 @@ def command_default(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Paths made absolute before any plugin loads: a plugin may change the working directory.
+    for name in ("experiment", "out", "init_params", "params", "plugins_dir"):
+        if isinstance(getattr(args, name, None), str):
+            setattr(args, name, str(Path(getattr(args, name)).absolute()))
     try:
         if args.command == "run":
             return command_run(args)
