@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from gradient_lab.engine.cli.main import main
+from gradient_lab.engine.loading import scan as scan_module
 from gradient_lab.engine.loading.discovery import discover
 from gradient_lab.engine.loading.manifest import Entry, Item, PluginEntry, reusable
 from gradient_lab.engine.loading.registry import third_party_items
@@ -259,6 +260,18 @@ def test_the_manifest_lists_each_plugin_with_its_status(folder):
             "reason": "",
         },
     ]
+
+
+def test_a_scan_that_cannot_run_fails_the_third_party_plugins_only(folder, monkeypatch):
+    worker = scan_module.WORKER
+    monkeypatch.setattr(scan_module, "WORKER", "no_such_scan_worker")
+    registry = discover(plugins_dir=folder)
+    error = failure(registry, folder / "fine.py")
+    assert error.startswith("the plugin scan could not run: it ended the process with exit code 1")
+    assert error.endswith("No module named no_such_scan_worker")
+    assert "relu" in registry.names("activation")
+    monkeypatch.setattr(scan_module, "WORKER", worker)
+    assert discover(plugins_dir=folder).record("activation", "fine_identity").ok  # not cached
 
 
 def test_a_cached_timeout_is_retried_under_a_longer_limit(tmp_path):

@@ -188,13 +188,26 @@ class _Scan:
             )
             progress.touch()
             command = [sys.executable, "-P", "-m", WORKER, str(job), str(progress)]
-            with output.open("wb") as out, progress.open(encoding="utf-8") as reports:
-                phase, returncode, timed_out = self._watch(command, out, reports)
+            try:
+                with output.open("wb") as out, progress.open(encoding="utf-8") as reports:
+                    phase, returncode, timed_out = self._watch(command, out, reports)
+            except OSError as exc:  # no worker at all (no interpreter to start)
+                self._scan_failed(f"the plugin scan could not run: {exc}")
+                return
             text = output.read_text(encoding="utf-8", errors="replace")
         if phase.what == "done":
             return
         if phase.what == "start" or (phase.what == "idle" and not phase.key):
-            self._scan_failed(phase, timed_out, returncode, text)
+            if timed_out:
+                limit = _seconds_text(self._limit(phase))
+                late = "did not start within" if phase.what == "start" else "stalled for over"
+                self._scan_failed(f"the plugin scan {late} {limit}")
+            else:
+                lines = [line.strip() for line in text.splitlines() if line.strip()]
+                said = f": {lines[-1]}" if lines else ""
+                self._scan_failed(
+                    f"the plugin scan could not run: it {ended_text(returncode)}{said}"
+                )
         elif timed_out:
             self._blame(phase, self._timeout_text(phase), timed_out)
         else:
@@ -296,15 +309,9 @@ class _Scan:
             entry.budget = self.limits.import_s
         self.found[phase.key] = entry
 
-    def _scan_failed(self, phase: _Phase, timed_out: bool, returncode: int, text: str) -> None:
+    def _scan_failed(self, reason: str) -> None:
         """The worker failed before any plugin ran: every source left is unknown this time
         (and not cached: the next run tries again)."""
-        if timed_out:
-            reason = f"the plugin scan did not start within {_seconds_text(self._limit(phase))}"
-        else:
-            lines = [line for line in text.splitlines() if line.strip()]
-            said = f": {lines[-1].strip()}" if lines else ""
-            reason = f"the plugin scan could not run: it {ended_text(returncode)}{said}"
         for key in self.todo - set(self.found):
             self.found[key] = Entry(key, {}, "failed", reason)
             self.transient.add(key)
