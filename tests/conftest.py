@@ -25,6 +25,8 @@ numba.core.config.reload_config()  # pytest's warning filters imported Numba alr
 # their GRADIENT_LAB_PLUGINS; tests that need drop-ins name their folders explicitly.
 NO_DROPINS = Path(tempfile.mkdtemp(prefix="gradient-lab-no-dropins-"))
 os.environ["GRADIENT_LAB_PLUGINS"] = str(NO_DROPINS)
+# The plugin scan's cached manifest, likewise in a folder of the suite's own.
+os.environ["GRADIENT_LAB_PLUGIN_CACHE"] = tempfile.mkdtemp(prefix="gradient-lab-plugin-cache-")
 
 # Hypothesis would keep its example database and a cache of constants in .hypothesis/ here.
 os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = tempfile.mkdtemp(prefix="gradient-lab-hypothesis-")

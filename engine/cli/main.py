@@ -415,6 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a malformed command line (argparse printed why)
         return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
+    # Paths made absolute before any plugin loads: a plugin may change the working directory.
+    for name in ("experiment", "out", "init_params", "params", "plugins_dir"):
+        if isinstance(getattr(args, name, None), str):
+            setattr(args, name, str(Path(getattr(args, name)).absolute()))
     try:
         _check_plugins_dir(args.plugins_dir)
         if args.command == "run":

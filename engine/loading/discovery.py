@@ -2,6 +2,8 @@
 
 Built-ins are checked by the test suite instead, so start-up stays fast; a third-party plugin that
 fails (its JIT compile included) is taken out of use with the first failed item as its reason.
+The check of a plugin from a drop-in file or a package ran in the scan's subprocess (``scan.py``),
+under a time limit, and its verdict is cached with the manifest: here it is only applied.
 """
 
 from __future__ import annotations
@@ -23,9 +25,16 @@ def discover(
 
 
 def check_third_party(registry: Registry) -> None:
-    """Check every plugin not shipped with Gradient Lab; take the failing ones out of use."""
+    """Check every plugin not shipped with Gradient Lab; take the failing ones out of use.
+
+    A scanned plugin keeps the scan's verdict; one added by hand (a class registered by a test
+    or a notebook) is checked here, in this process."""
     for record in registry.ok_records():
         if record.source == "builtin":
+            continue
+        if record.check_verdict is not None:
+            if record.check_verdict:
+                registry.mark_failed(record.kind, record.name, record.check_verdict)
             continue
         try:
             report = check_plugin(record.cls, registry)

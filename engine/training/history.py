@@ -77,25 +77,49 @@ class ThinningLog:
         return self._data[: self._count, self.columns.index(name)].copy()
 
 
-class History:
-    """Per-step losses, per-epoch summaries, and per-layer norms."""
+EPOCH_CAPACITY = 1000  # epoch records (and per-layer norms) kept before thinning
 
-    def __init__(self, capacity: int = 100_000) -> None:
+
+def add_thinned(
+    records: list[dict[str, Any]], record: dict[str, Any], stride: int, capacity: int
+) -> int:
+    """Append ``record`` to ``records`` (dicts with a "step", in order) and thin them: at most
+    ``capacity`` are kept. When full, the stride doubles until they fit, and from then on only
+    records at steps that are multiples of the stride stay; the first record and the latest one
+    always stay. Returns the stride now in force."""
+    if len(records) > 1 and records[-1]["step"] % stride:
+        records.pop()  # it stayed only as the latest
+    records.append(record)
+    while len(records) > capacity:
+        stride *= 2
+        last = len(records) - 1
+        records[:] = [r for i, r in enumerate(records) if i in (0, last) or r["step"] % stride == 0]
+    return stride
+
+
+class History:
+    """Per-step losses, per-epoch summaries, and per-layer norms, each in bounded memory.
+
+    Step losses keep at most ``capacity`` rows, epoch records and per-layer norms at most
+    ``epoch_capacity`` (a record is about 1.6 KB): long runs keep an evenly thinned history
+    with the first record and the latest."""
+
+    def __init__(self, capacity: int = 100_000, epoch_capacity: int = EPOCH_CAPACITY) -> None:
         self.steps = ThinningLog(("step", "epoch", "train_loss"), capacity)
         self.epochs: list[dict[str, Any]] = []
         self.layer_norms: list[dict[str, Any]] = []
-        self.epoch_capacity = capacity
+        self.epoch_capacity = max(3, epoch_capacity)
+        self.epoch_stride = 1
+        self.norms_stride = 1
         self.components: ThinningLog | None = None  # the loss components of owned steps
 
     def add_epoch(self, record: dict[str, Any]) -> None:
-        self.epochs.append(record)
-        if len(self.epochs) > self.epoch_capacity:
-            self.epochs = self.epochs[::2]
+        self.epoch_stride = add_thinned(self.epochs, record, self.epoch_stride, self.epoch_capacity)
 
     def add_norms(self, record: dict[str, Any]) -> None:
-        self.layer_norms.append(record)
-        if len(self.layer_norms) > self.epoch_capacity:
-            self.layer_norms = self.layer_norms[::2]
+        self.norms_stride = add_thinned(
+            self.layer_norms, record, self.norms_stride, self.epoch_capacity
+        )
 
     def add_components(self, step: int, components: dict[str, float]) -> None:
         """The loss components one step recorded (a GAN's two losses, a VAE's KL)."""
