@@ -18,7 +18,7 @@ _LAZY = {
     "Session": "gradient_lab.engine.training.session",
     "load_experiment": "gradient_lab.engine.training.experiment",
     "parse_experiment": "gradient_lab.engine.training.experiment",
-    "discover": "gradient_lab.engine.loading.registry",
+    "discover": "gradient_lab.engine.loading.discovery",
 }
 
 
