@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-EVENTS = ("phase_done", "step_done", "epoch_done", "diverged", "rewound", "compiling")
+EVENTS = (
+    "phase_done",
+    "step_done",
+    "epoch_done",
+    "diverged",
+    "rewound",
+    "compiling",
+    "state_changed",  # an edit: views refresh what they show
+)
 
 
 class Events:

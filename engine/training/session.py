@@ -7,6 +7,7 @@ intermediate value can be read. Checkpoints let it return to any recorded step, 
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,14 @@ from gradient_lab.engine.model.stepping import CallStepper
 from gradient_lab.engine.plugin_api import Call, OptimizerContext, PluginError
 from gradient_lab.engine.training.checks import check_session
 from gradient_lab.engine.training.data import DataSplit, split_data
+from gradient_lab.engine.training.edits import (
+    Edit,
+    EditLog,
+    apply_edit,
+    edit_targets,
+    hyper_state,
+    restore_hypers,
+)
 from gradient_lab.engine.training.events import Events
 from gradient_lab.engine.training.experiment import Experiment
 from gradient_lab.engine.training.history import History
@@ -258,6 +267,8 @@ class Session:
         self.phases = self._phase_plan()
         self.phase_names = [phase.name for phase in self.phases]
         self._stepper: CallStepper | None = None
+        self.edits = EditLog()
+        self._initial_hypers = hyper_state(self)
         self.diverged: Divergence | None = None
         self.last_loss = math.nan
         self._epoch_loss_sum, self._epoch_loss_count = 0.0, 0
@@ -444,6 +455,7 @@ class Session:
         if self.owned is not None:
             self._owned_phase(record)
         elif phase.kind == "select batch":
+            self._apply_edits_at(self.step)
             self._select_batch()
         elif phase.kind == "forward":
             self._forward(phase)
@@ -464,6 +476,7 @@ class Session:
         """One phase of the architecture's own step; the last one ends the step."""
         assert self.owned is not None
         if self.phase_index == 0:
+            self._apply_edits_at(self.step)
             self._select_batch()
             self.owned.begin(self._xb, self._tb, self.step)
         else:
@@ -513,7 +526,11 @@ class Session:
             self.step_batch()
             done += 1
         while done < n and self.diverged is None:
+            self._apply_edits_at(self.step)
             chunk = n - done
+            next_edit = self.edits.next_after(self.step)
+            if next_edit is not None:
+                chunk = min(chunk, next_edit - self.step)
             if self.evaluate_epochs or self.fused is None:
                 chunk = min(chunk, self.steps_per_epoch - self.batch_in_epoch)
             for every, _ in self.recorders:
@@ -881,6 +898,95 @@ class Session:
                 result[m.name] = m.compute(np.asarray(truth, dtype=float), rows(out), None)
         return {k: (float(v) if np.ndim(v) == 0 else v) for k, v in result.items()}
 
+    # ---------------------------------------------------------------- edits
+    def set_weight(self, key: str, index: tuple[int, ...] | int, value: float) -> Edit:
+        """Set one element of a weight (``layers.0.W``, (row, column)) from now on."""
+        slots = {s.key: s for s in self.model.slots}
+        if key not in slots:
+            raise SessionError(f"no weight {key!r}: choose one of {', '.join(slots)}")
+        shape = slots[key].shape
+        index = (index,) if isinstance(index, int) else tuple(int(i) for i in index)
+        if len(index) != len(shape) or not all(
+            0 <= i < n for i, n in zip(index, shape, strict=True)
+        ):
+            raise SessionError(f"{key}{list(index)}: expected an index inside the shape {shape}")
+        if isinstance(value, bool) or not math.isfinite(float(value)):
+            raise SessionError(f"{key}{list(index)} = {value!r}: expected a finite number")
+        return self._record_edit(Edit(self.step, self.step, "weight", key, "", index, float(value)))
+
+    def set_hyperparameter(self, target: str, name: str, value: Any) -> Edit:
+        """Set a hyperparameter of ``target`` ("optimizer", a parameter group, "regularizers[i]")
+        from the next step on, as if it had been in the experiment (learning rate, momentum,
+        a regularizer's strength)."""
+        targets = edit_targets(self)
+        if target not in targets:
+            raise SessionError(f"no {target!r} to edit: choose one of {', '.join(targets)}")
+        plugin = targets[target]
+        declared = {param.name for param in plugin.params}
+        if name not in declared:
+            raise SessionError(
+                f"{target}.{name}: {plugin.name} has no such parameter "
+                f"(its parameters: {', '.join(sorted(declared)) or 'none'})"
+            )
+        checked = type(plugin)(**{**plugin.hp, name: value}).hp[name]  # the plugin's own checks
+        edit = Edit(self.step, self.step, "hyperparameter", target, name, (), checked)
+        return self._record_edit(edit)
+
+    def set_batch_size(self, size: int) -> Edit:
+        """Change the batch size from the start of the next epoch (now, at an epoch's start)."""
+        if self.context is not None:
+            raise SessionError(
+                f"training.batch_size: {self.optimizer.name} trains on the whole data set"
+            )
+        size = max(1, min(int(size), len(self.x_train)))
+        starts = self.step + (self.steps_per_epoch - self.batch_in_epoch) % self.steps_per_epoch
+        return self._record_edit(Edit(starts, self.step, "batch_size", value=size))
+
+    def _record_edit(self, edit: Edit) -> Edit:
+        if not self.at_step_boundary:
+            raise SessionError(
+                f"edits apply between steps: finish the step in progress ({self.next_phase} "
+                "is next) or rewind first"
+            )
+        self.edits.add(edit)
+        if edit.step == self.step:
+            apply_edit(self, edit)
+        self.events.emit("state_changed", edit=edit)
+        return edit
+
+    def _apply_edits_at(self, step: int) -> None:
+        for edit in self.edits.at(step):
+            apply_edit(self, edit)
+
+    def set_batch_size_now(self, size: int) -> None:
+        """Applied by an edit at an epoch's start, and by a rewind."""
+        self.batch_size = size
+        self.steps_per_epoch = math.ceil(len(self.x_train) / size)
+        self._check_batch_sizes()
+        if self.owned is not None:
+            self.owned.steps_per_epoch = self.steps_per_epoch
+        if self.fused is not None:
+            self.fused.reserve(size)
+
+    def refresh_rules(self) -> None:
+        """The compiled rules read hyperparameters (a regularizer's strength) when made."""
+        if self.rules is not None:
+            self.rules = inline_rules(self.loss, self.optimizer, self.regularizers)
+
+    def fork(self, step: int | None = None) -> Session:
+        """A new session at ``step`` of this one (default: now), with this run's checkpoints,
+        history and edits up to there: the two then train apart (A/B comparisons)."""
+        step = self.step if step is None else step
+        if not 0 <= step <= self.step:
+            raise SessionError(f"step {step} is not recorded: choose 0 to {self.step}")
+        other = Session(self.experiment, self.registry, init_params=self.initial_params)
+        other.evaluate_epochs = self.evaluate_epochs
+        other.checkpoints = [copy.deepcopy(c) for c in self.checkpoints if c.step <= step]
+        other.history = copy.deepcopy(self.history)
+        other.edits = self.edits.copy_until(step)
+        other._restore(step)
+        return other
+
     # ---------------------------------------------------------------- checkpoints
     def _save_checkpoint(self) -> None:
         if self.checkpoints and self.checkpoints[-1].step == self.step:
@@ -913,6 +1019,11 @@ class Session:
         """Return to the state right after ``step`` steps: restore and replay, bit for bit."""
         if not 0 <= step <= self.step and self.diverged is None:
             raise SessionError(f"step {step} is not recorded: choose 0 to {self.step}")
+        self._restore(step)
+        self.events.emit("rewound", step=step)
+
+    def _restore(self, step: int) -> None:
+        """The state after ``step`` steps from the checkpoint before it and a replay."""
         self._stop_stepping()
         base = max((c for c in self.checkpoints if c.step <= step), key=lambda c: c.step)
         self.model.theta[...] = base.theta
@@ -930,6 +1041,10 @@ class Session:
         self.history.rewind_to(base.step)
         self.checkpoints = [c for c in self.checkpoints if c.step <= base.step]
         self._epoch_loss_sum, self._epoch_loss_count = base.epoch_loss
+        restore_hypers(self, self._initial_hypers)
+        for edit in self.edits.before(base.step):
+            if edit.kind != "weight":  # the checkpoint holds the weights they set
+                apply_edit(self, edit)
+        self._apply_edits_at(base.step)
         if step > base.step:
             self.run_steps(step - base.step)
-        self.events.emit("rewound", step=step)

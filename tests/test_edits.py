@@ -1,0 +1,136 @@
+"""Edits are recorded commands: a rewind and a replay reproduce the edited run bit for bit."""
+
+import numpy as np
+import pytest
+
+from gradient_lab.engine.training.session import SessionError
+from tests.experiments import dense, small_session
+
+FUSED = [dense(6, "tanh"), dense(1, "tanh")]
+PLUGIN = [dense(6, "tanh"), '{ type = "batch_norm" }', dense(1, "tanh")]
+PATHS = {"fused": FUSED, "plugin": PLUGIN}
+MOMENTUM = '{ name = "sgd", lr = 0.05, momentum = 0.5 }'
+
+
+def session(layers, **options):
+    options.setdefault("optimizer", MOMENTUM)
+    options.setdefault("data", "n = 100")
+    return small_session(layers, dataset="circle", **options)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_learning_rate_change_is_replayed_after_a_rewind(path):
+    """The issue's case: lr changed at step 30, rewind(20), replay: the same weights."""
+    s = session(PATHS[path])
+    assert (s.fused is not None) == (path == "fused")
+    s.run_steps(30)
+    s.set_hyperparameter("optimizer", "lr", 0.2)
+    s.run_steps(20)
+    expected = s.model.theta.copy()
+    s.rewind(20)
+    s.run_steps(30)
+    assert s.model.theta.tobytes() == expected.tobytes()
+    s.rewind(0)
+    for _ in range(50):
+        s.step_batch()
+    assert s.model.theta.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize(
+    "target, name, value, experiment",
+    [
+        ("optimizer", "lr", 0.11, '{ name = "sgd", lr = 0.11, momentum = 0.5 }'),
+        ("optimizer", "momentum", 0.8, '{ name = "sgd", lr = 0.05, momentum = 0.8 }'),
+    ],
+)
+@pytest.mark.parametrize("path", PATHS)
+def test_an_edit_at_step_0_equals_the_experiment_with_that_value(
+    path, target, name, value, experiment
+):
+    edited, written = session(PATHS[path]), session(PATHS[path], optimizer=experiment)
+    edited.set_hyperparameter(target, name, value)
+    edited.run_steps(25)
+    written.run_steps(25)
+    assert edited.model.theta.tobytes() == written.model.theta.tobytes()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_regularizer_s_strength_is_editable_live(path):
+    edited = session(PATHS[path], regularizers=['{ name = "l2", strength = 0.001 }'])
+    written = session(PATHS[path], regularizers=['{ name = "l2", strength = 0.05 }'])
+    edited.set_hyperparameter("regularizers[0]", "strength", 0.05)
+    edited.run_steps(20)
+    written.run_steps(20)
+    assert edited.model.theta.tobytes() == written.model.theta.tobytes()
+
+
+def test_a_weight_edit_is_replayed_and_a_new_edit_drops_the_old_future():
+    s = session(FUSED)
+    s.run_steps(10)
+    s.set_weight("layers.0.W", (1, 2), 0.75)
+    assert s.parameters()["layers.0.W"][1, 2] == 0.75
+    s.run_steps(10)
+    s.set_hyperparameter("optimizer", "lr", 0.3)
+    s.run_steps(10)
+    recorded = s.model.theta.copy()
+    s.rewind(5)
+    s.run_steps(25)
+    assert s.model.theta.tobytes() == recorded.tobytes()
+    s.rewind(15)
+    s.set_hyperparameter("optimizer", "lr", 0.01)  # a new branch: the lr change at 20 is gone
+    assert [e.step for e in s.edits.edits] == [10, 15]
+    s.run_steps(15)
+    assert s.model.theta.tobytes() != recorded.tobytes()
+
+
+def test_the_batch_size_changes_at_the_next_epoch():
+    s = session(FUSED, batch_size=10)  # 80 training samples: 8 steps an epoch
+    s.run_steps(3)
+    edit = s.set_batch_size(20)
+    assert edit.step == 8 and s.batch_size == 10
+    s.run_steps(5)
+    assert s.batch_size == 10 and s.epoch == 1
+    s.run_steps(1)
+    assert s.batch_size == 20 and s.steps_per_epoch == 4
+    s.run_steps(7)  # to the end of the next epoch: 4 steps of 20
+    assert s.epoch == 3
+    theta = s.model.theta.copy()
+    s.rewind(2)
+    assert s.batch_size == 10
+    s.run_steps(14)
+    assert s.model.theta.tobytes() == theta.tobytes()
+
+
+def test_edits_tell_views_and_wait_for_the_step_boundary():
+    s = session(PLUGIN)
+    seen = []
+    s.events.on("state_changed", lambda edit: seen.append(edit.describe()))
+    s.set_hyperparameter("optimizer", "lr", 0.02)
+    assert seen == ["step 0: optimizer.lr = 0.02"]
+    s.step_phase()
+    with pytest.raises(SessionError, match="edits apply between steps"):
+        s.set_weight("layers.0.b", 0, 1.0)
+    with pytest.raises(ValueError, match=r"sgd\.lr|lr = -1"):
+        s.set_hyperparameter("optimizer", "lr", -1.0)
+    s.step_batch()
+    with pytest.raises(SessionError, match=r"no weight 'layers\.9\.W'"):
+        s.set_weight("layers.9.W", (0, 0), 1.0)
+    with pytest.raises(SessionError, match="sgd has no such parameter"):
+        s.set_hyperparameter("optimizer", "beta1", 0.5)
+
+
+def test_a_fork_continues_from_a_recorded_step_and_trains_apart():
+    s = session(FUSED)
+    s.run_steps(10)
+    s.set_hyperparameter("optimizer", "lr", 0.2)
+    s.run_steps(20)
+    fork = s.fork(15)
+    assert fork.step == 15 and s.step == 30
+    fork.run_steps(15)
+    assert fork.model.theta.tobytes() == s.model.theta.tobytes()  # the same edits, replayed
+    fork.set_hyperparameter("optimizer", "lr", 0.01)
+    fork.run_steps(5)
+    s.run_steps(5)
+    assert fork.model.theta.tobytes() != s.model.theta.tobytes()
+    assert len(s.edits.edits) == 1 and len(fork.edits.edits) == 2
+    np.testing.assert_array_equal(fork.history.steps.column("step")[:30], np.arange(30))
