@@ -19,6 +19,7 @@ import platform
 import resource
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -273,6 +274,66 @@ def measure(work: Workload, registry: Any, sizes: Sizes, peers: bool) -> dict[st
     return record
 
 
+# ------------------------------------------------------------------------------------ service
+
+SERVICE_TARGET = 0.9  # W1 through the session service: this share of bare run_steps at least
+
+
+def measure_service(work: Workload, registry: Any, sizes: Sizes, bare: float) -> dict[str, Any]:
+    """W1 played at full speed by the session service (worker thread, 30 snapshots a second),
+    in steps/s; ``of_bare`` is its share of the bare session's speed, and ``pause_ms`` the
+    longest time a pause took to return in the middle of a fast run."""
+    from gradient_lab.engine.service.worker import SessionService
+    from gradient_lab.engine.training.experiment import parse_experiment
+
+    experiment = parse_experiment(work.toml, registry, source=work.name)
+    started = time.perf_counter()
+    service = SessionService(experiment, registry, snapshot_rate=30.0).start()
+    try:
+        service.wait_built()
+        compile_s = time.perf_counter() - started
+        service.call(lambda s: setattr(s, "evaluate_epochs", False)).result()
+        finished = threading.Event()
+
+        def on_snapshot(event: str, payload: dict[str, Any]) -> None:
+            if event == "snapshot" and not payload["snapshot"].playing:
+                finished.set()
+
+        service.subscribe(on_snapshot)
+
+        def play(n: int) -> None:
+            snapshot = service.snapshot
+            assert snapshot is not None
+            finished.clear()
+            service.play(until_step=snapshot.step + n).result()
+            finished.wait()
+
+        play(sizes.warm_up)
+        n = sizes.steps or max(1, int(bare * ROUND_SECONDS))
+        rates = [n / _seconds(play, n) for _ in range(sizes.rounds)]
+        pauses = []
+        for _ in range(sizes.rounds):
+            service.play().result()
+            time.sleep(0.1)
+            paused = time.perf_counter()
+            service.pause().result()
+            pauses.append(time.perf_counter() - paused)
+    finally:
+        service.close()
+    value = statistics.median(rates)
+    return {
+        "workload": "W1 service",
+        "unit": "steps/s",
+        "value": value,
+        "compile_s": compile_s,
+        "peak_rss_mb": peak_rss_mb(),
+        "of_bare": value / bare,
+        "pause_ms": 1000.0 * max(pauses),
+        "note": f"{value / bare:.2f} of bare run_steps (target {SERVICE_TARGET:.2f}); "
+        f"pause within {1000.0 * max(pauses):.0f} ms",
+    }
+
+
 # ----------------------------------------------------------------------------------- landscape
 
 
@@ -422,7 +483,7 @@ def table(records: list[dict[str, Any]], peers: bool, sizes: Sizes) -> str:
             f"{r['workload']:<15} {_speed(r['value'], r['unit']):>16} {r['compile_s']:>10.2f} "
             f"{r['peak_rss_mb']:>12.0f}"
         )
-        if peers:
+        if peers and r["workload"] in TARGETS:
             target = TARGETS[r["workload"]]
             mark = "met" if r["ratio"] >= target else "below"
             torch_speed = _speed(r["torch_value"], r["unit"])
@@ -469,6 +530,7 @@ def command_bench(args: argparse.Namespace) -> int:
     registry = discover(plugins_dir=args.plugins_dir, safe_mode=args.safe_mode)
     sizes = QUICK if args.quick else FULL
     records = [measure(work, registry, sizes, args.peers) for work in WORKLOADS]
+    records.append(measure_service(W1, registry, sizes, records[0]["value"]))
     records.append(measure_landscape(W5, registry, sizes, args.peers))
     if args.json:
         print(json.dumps(records, indent=2))

@@ -8,7 +8,7 @@ may happen before their backwards and a probe in between disturbs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -29,9 +29,11 @@ class Runner:
         grad: np.ndarray | None,
         training: bool,
         rng: np.random.Generator | None,
+        state: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         self.theta, self.grad, self.training = theta, grad, training
         self._rng = rng
+        self.state = state  # layer state by path in place of the model's own (a snapshot's)
         # called with ("forward" or "backward", path) after each child call: phase stepping
         self.after_child: Callable[[str, str], None] | None = None
         self.active: list[Call] = []  # calls whose forward has begun and not yet returned
@@ -45,7 +47,7 @@ class Runner:
     # ------------------------------------------------------------------ forward
     def forward(self, node: Node, inputs: tuple[Any, ...]) -> tuple[Any, Call]:
         call = Call(node.path, self.training, self, inputs, node)
-        call.params = node.params(self.theta)
+        call.params = node.params(self.theta, self.state)
         self.active.append(call)
         try:
             out = node.layer.forward(call, call.params, *inputs)
@@ -69,7 +71,7 @@ class Runner:
         node: Node = call.node
         if name not in node.state:
             raise PluginError(f"{node.path}: set_state({name!r}): not a state of this layer")
-        if self.training:
+        if self.training and self.state is None:
             node.state[name][...] = value
 
     # ------------------------------------------------------------------ backward

@@ -7,7 +7,7 @@ are pure, so the model can run at any theta and any number of passes can be in f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -128,14 +128,12 @@ class Model:
         rng: np.random.Generator | None = None,
         theta: np.ndarray | None = None,
         grad: np.ndarray | None = None,
+        state: Mapping[str, np.ndarray] | None = None,
     ) -> Runner:
-        """A pass at ``theta`` (default: the model's) adding gradients into ``grad``."""
-        return Runner(
-            self.theta if theta is None else theta,
-            self.grad if grad is None else grad,
-            training,
-            rng,
-        )
+        """A pass at ``theta`` and ``state`` (default: the model's own) adding gradients into
+        ``grad``; with a given state, training passes leave the model's state alone."""
+        theta = self.theta if theta is None else theta
+        return Runner(theta, self.grad if grad is None else grad, training, rng, state)
 
     def forward_layer(self, k: int, x: Any, runner: Runner) -> tuple[Any, Call]:
         return runner.forward(self.nodes[k], (x,))
@@ -147,10 +145,11 @@ class Model:
         rng: np.random.Generator | None = None,
         theta: np.ndarray | None = None,
         network: str | None = None,
+        state: Mapping[str, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, list[Call]]:
         """The output and every top-level layer's call record (for backward or for views), of
         the first network or of ``network``."""
-        runner = self.runner(training, rng, theta)
+        runner = self.runner(training, rng, theta, state=state)
         calls = []
         for k in self.network(network):
             x, call = self.forward_layer(k, x, runner)
@@ -173,8 +172,9 @@ class Model:
         rng: np.random.Generator | None = None,
         theta: np.ndarray | None = None,
         network: str | None = None,
+        state: Mapping[str, np.ndarray] | None = None,
     ) -> np.ndarray:
-        return self.trace(x, training, rng, theta, network)[0]
+        return self.trace(x, training, rng, theta, network, state)[0]
 
     def network_slice(self, name: str) -> slice:
         """Where a network's weights lie in theta (contiguous: networks are packed in turn)."""

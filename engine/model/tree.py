@@ -8,6 +8,7 @@ kept apart, also by path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,14 +58,19 @@ class Node:
             out.extend(child.walk())
         return out
 
-    def params(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        """The layer's weights (from ``theta``) and state as read-only arrays, by name."""
+    def params(
+        self, theta: np.ndarray, state: Mapping[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The layer's weights (from ``theta``) and state (its own, or ``state`` by path, as a
+        snapshot holds it) as read-only arrays, by name."""
         out: dict[str, np.ndarray] = {}
         for name, slot in self.slots.items():
             view = theta[slot.offset : slot.offset + slot.size].reshape(slot.shape)
             view.flags.writeable = False
             out[name] = view
         for name, arr in self.state.items():
+            if state is not None:
+                arr = state[f"{self.path}.{name}"]
             view = arr.view()
             view.flags.writeable = False
             out[name] = view

@@ -73,6 +73,10 @@ class ThinningLog:
     def array(self) -> np.ndarray:
         return self._data[: self._count].copy()
 
+    def tail(self, start: int) -> np.ndarray:
+        """A copy of the rows from row ``start`` on (what a view has not seen yet)."""
+        return self._data[start : self._count].copy()
+
     def column(self, name: str) -> np.ndarray:
         return self._data[: self._count, self.columns.index(name)].copy()
 
