@@ -291,7 +291,9 @@ class LSTM(Layer):
             )
         batch, steps, features = x.shape
         units = w_hh.shape[0]
-        xw = (x.reshape(-1, features) @ w_ih + p["b"]).reshape(batch, steps, 4 * units)
+        xw = x.reshape(-1, features) @ w_ih
+        xw += p["b"]  # in place: one large temporary less (a page-faulting allocation)
+        xw = xw.reshape(batch, steps, 4 * units)
         gates = np.empty_like(xw)
         cells = np.empty((batch, steps, units), dtype=xw.dtype)
         hidden, tanh_cells = np.empty_like(cells), np.empty_like(cells)
