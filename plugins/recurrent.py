@@ -226,9 +226,11 @@ class LSTM(Layer):
 
     Weights: ``W_ih`` (F, 4H) and ``W_hh`` (H, 4H), the four gates side by side in the order
     i, f, g, o, and one bias ``b`` (4H,) (PyTorch keeps two, b_ih and b_hh; only their sum
-    matters). The initializer sees each gate's block as a dense layer of its own: W_ih with
-    fan_in = F and fan_out = H, W_hh with fan_in = fan_out = H. The bias starts at zero except
-    the forget gate's, at ``forget_bias``. h_0 = c_0 = 0.
+    matters). Each gate's block is drawn from the initializer on its own, as the weight of a
+    dense layer: in W_ih an (F, H) block with fan_in = F and fan_out = H, in W_hh an (H, H)
+    block with fan_in = fan_out = H (so an orthogonal initializer makes every gate's recurrent
+    matrix orthogonal). The bias starts at zero except the forget gate's, at ``forget_bias``.
+    h_0 = c_0 = 0.
     """
 
     name = "lstm"
@@ -271,8 +273,9 @@ class LSTM(Layer):
     def build(self, input_shape, ctx):
         features = _sequence_shape(input_shape)[1]
         units = self.hp["units"]
-        ctx.add_weight("W_ih", ctx.weight((features, 4 * units), features, units))
-        ctx.add_weight("W_hh", ctx.weight((units, 4 * units), units, units))
+        for name, rows in (("W_ih", features), ("W_hh", units)):
+            blocks = [ctx.weight((rows, units), rows, units) for _ in range(4)]  # i, f, g, o
+            ctx.add_weight(name, np.concatenate(blocks, axis=1))
         bias = ctx.zeros((4 * units,))
         bias[units : 2 * units] = self.hp["forget_bias"]
         ctx.add_weight("b", bias)

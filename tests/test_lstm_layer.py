@@ -328,8 +328,9 @@ class RecordingInitializer(Initializer):
 
 
 def test_weights_fans_initial_bias_and_weight_decay():
-    """Each gate's block is initialized as a dense layer of its own (W_ih: F -> H, W_hh:
-    H -> H); the bias is zero but for the forget gate's; weight decay falls on the matrices."""
+    """Each gate's block is drawn as the weight of a dense layer of its own (in W_ih F -> H,
+    in W_hh H -> H); the bias is zero but for the forget gate's; weight decay falls on the
+    matrices."""
     registry = default_registry()
     init = RecordingInitializer()
     model = Model(
@@ -339,13 +340,20 @@ def test_weights_fans_initial_bias_and_weight_decay():
         init,
         np.random.default_rng(0),
     )
-    assert init.calls == [((2, 12), 2, 3), ((3, 12), 3, 3)]
+    assert init.calls == [((2, 3), 2, 3)] * 4 + [((3, 3), 3, 3)] * 4
     params = model.get_params()
     assert list(params) == ["layers.0.W_ih", "layers.0.W_hh", "layers.0.b"]
     np.testing.assert_array_equal(params["layers.0.b"], np.repeat([0.0, 0.5, 0.0, 0.0], 3))
     decayed = {s.key: set(np.unique(model.view(model.decay_mask, s))) for s in model.slots}
     assert decayed == {"layers.0.W_ih": {1.0}, "layers.0.W_hh": {1.0}, "layers.0.b": {0.0}}
     assert model.output_shape == (4, 3)
+
+
+def test_an_orthogonal_initializer_makes_each_gate_s_recurrent_matrix_orthogonal():
+    w_hh = build((4, 2), init="orthogonal", units=5).params["W_hh"]
+    for gate in range(4):
+        block = w_hh[:, 5 * gate : 5 * (gate + 1)]
+        np.testing.assert_allclose(block.T @ block, np.eye(5), atol=1e-14)
 
 
 @pytest.mark.parametrize("shape", [(5,), (2, 3, 4), (0, 3), (4, 0)])
