@@ -231,6 +231,10 @@ class LSTM(Layer):
     block with fan_in = fan_out = H (so an orthogonal initializer makes every gate's recurrent
     matrix orthogonal). The bias starts at zero except the forget gate's, at ``forget_bias``.
     h_0 = c_0 = 0.
+
+    Shown to the viewer at every step of every sample: ``hidden`` and ``cell`` (B, T, H),
+    ``gates`` (B, T, 4H, after their functions, in the order i, f, g, o) and ``activation``
+    (the output).
     """
 
     name = "lstm"
@@ -295,14 +299,14 @@ class LSTM(Layer):
         batch, steps, features = x.shape
         units = w_hh.shape[0]
         xw = x.reshape(-1, features) @ w_ih
-        xw += p["b"]  # in place: one large temporary less (a page-faulting allocation)
+        xw += p["b"]  # in place: one large temporary less
         xw = xw.reshape(batch, steps, 4 * units)
         gates = np.empty_like(xw)
         cells = np.empty((batch, steps, units), dtype=xw.dtype)
         hidden, tanh_cells = np.empty_like(cells), np.empty_like(cells)
         lstm_steps(xw, np.ascontiguousarray(w_hh), gates, cells, hidden, tanh_cells)
         ctx.save(x=x, gates=gates, cells=cells, hidden=hidden, tanh_cells=tanh_cells)
-        y = hidden if self.hp["return_sequences"] else hidden[:, -1]
+        y = hidden if self.hp["return_sequences"] else np.ascontiguousarray(hidden[:, -1])
         ctx.observe(hidden=hidden, cell=cells, gates=gates, activation=y)
         return y
 
