@@ -50,3 +50,19 @@ def test_a_model_without_per_position_outputs_is_told_what_shape_it_needs():
     message = str(caught.value)
     assert "target at each of 5 positions, which needs (5, 4)" in message
     assert "the model outputs samples of shape (4,)" in message
+
+
+def test_an_lstm_with_a_readout_at_every_position_learns_the_next_value():
+    layers = ['{ type = "lstm", units = 8 }', dense(1, "linear")]
+    session = small_session(
+        layers,
+        dataset="sine_sequence",
+        data="n = 64\nlength = 10",
+        optimizer='{ name = "adam", lr = 0.02 }',
+        batch_size=16,
+    )
+    assert session.model.output_shape == (10, 1)
+    assert session.phase_names[1:3] == ["forward 0", "forward 1"]
+    first = session.evaluate("train")["loss"]
+    session.run_epochs(30)
+    assert session.evaluate("train")["loss"] < 0.3 * first

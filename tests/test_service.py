@@ -159,7 +159,7 @@ def test_a_failing_command_fails_its_future_and_the_service_goes_on(service):
 def test_a_build_error_reaches_whoever_waits():
     svc = SessionService(experiment(PLUGIN_PATH, batch_size=1)).start()
     try:
-        with pytest.raises(SessionError, match="training.batch_size = 1"):
+        with pytest.raises(SessionError, match=r"training\.batch_size = 1"):
             svc.wait_built(WAIT)
     finally:
         svc.close()
