@@ -1,13 +1,15 @@
 """Built-in image layers: a 2D convolution and 2D max pooling on channels-first images.
 
-A sample is an image (C, H, W) and a batch (B, C, H, W), as in PyTorch. Both layers cut the
-(padded) input into windows with a strided view, so the forward pass of the convolution is one
-matrix product (the "im2col" form) and its backward two more plus a scatter-add back onto the
-image. Each backward sits next to its forward.
+A sample is an image (C, H, W) and a batch (B, C, H, W), as in PyTorch. The convolution copies
+every window of the zero-padded input into one row of a matrix (the "im2col" form), so its
+forward pass is one matrix product and its backward two more plus the adjoint copy, which adds
+each window's gradient back where the window was cut from. The copies and the pooling loops are
+small compiled kernels (cached on disk); the products are NumPy's. Each backward sits next to
+its forward.
 """
 
+import numba
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from gradient_lab.engine.plugin_api import Layer, Param, PluginError
 
@@ -58,23 +60,84 @@ def _check_fits(layer, shape, kernel, padding):
             )
 
 
-def _pad(x, padding, fill):
-    """The batch with ``padding`` rows and columns of ``fill`` on every side of each image."""
-    if not padding:
-        return x
-    return np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=fill)
+@numba.njit(cache=True)
+def _im2col(x, kh, kw, stride, padding, h_out, w_out, cols):
+    """cols[(n H_out + i) W_out + j, (c kh + u) kw + v] = x[n, c, s i + u - p, s j + v - p],
+    and 0 where that falls in the padding."""
+    batch, channels, height, width = x.shape
+    for n in range(batch):
+        for i in range(h_out):
+            for j in range(w_out):
+                row = (n * h_out + i) * w_out + j
+                for c in range(channels):
+                    for u in range(kh):
+                        r = stride * i + u - padding
+                        for v in range(kw):
+                            q = stride * j + v - padding
+                            inside = r >= 0 and r < height and q >= 0 and q < width
+                            cols[row, (c * kh + u) * kw + v] = x[n, c, r, q] if inside else 0.0
 
 
-def _windows(x, kernel, stride):
-    """Every window of the (padded) batch: a strided view (B, C, H_out, W_out, kh, kw)."""
-    (sh, sw), view = stride, sliding_window_view(x, tuple(kernel), axis=(2, 3))
-    return view[:, :, ::sh, ::sw]
+@numba.njit(cache=True)
+def _col2im(dcols, kh, kw, stride, padding, h_out, w_out, dx):
+    """The adjoint of _im2col: every entry of dcols added onto dx (zeros on entry) where its
+    input came from; the padding's entries are dropped, overlapping windows add up."""
+    batch, channels, height, width = dx.shape
+    for n in range(batch):
+        for i in range(h_out):
+            for j in range(w_out):
+                row = (n * h_out + i) * w_out + j
+                for c in range(channels):
+                    for u in range(kh):
+                        r = stride * i + u - padding
+                        if r < 0 or r >= height:
+                            continue
+                        for v in range(kw):
+                            q = stride * j + v - padding
+                            if q >= 0 and q < width:
+                                dx[n, c, r, q] += dcols[row, (c * kh + u) * kw + v]
 
 
-def _crop(dx, padding):
-    """The gradient on the padded image without its border: the gradient on the input."""
-    height, width = dx.shape[2:]
-    return dx[:, :, padding : height - padding, padding : width - padding]
+@numba.njit(cache=True)
+def _max_pool(x, kh, kw, sh, sw, padding, y, winner):
+    """y = the largest input of each window, winner = where it is (r W + q in its channel).
+
+    Padding is skipped, never compared: as PyTorch's CPU loop, the first real input of the
+    window starts as the best and a later one replaces it only if strictly larger (or NaN), so
+    of tied inputs the first in reading order wins."""
+    batch, channels, height, width = x.shape
+    h_out, w_out = y.shape[2], y.shape[3]
+    for n in range(batch):
+        for c in range(channels):
+            for i in range(h_out):
+                for j in range(w_out):
+                    best, where = -np.inf, -1
+                    for u in range(kh):
+                        r = sh * i + u - padding
+                        if r < 0 or r >= height:
+                            continue
+                        for v in range(kw):
+                            q = sw * j + v - padding
+                            if q < 0 or q >= width:
+                                continue
+                            value = x[n, c, r, q]
+                            if where < 0 or value > best or np.isnan(value):
+                                best, where = value, r * width + q
+                    y[n, c, i, j] = best
+                    winner[n, c, i, j] = where
+
+
+@numba.njit(cache=True)
+def _max_pool_backward(dy, winner, dx):
+    """Each window's gradient added onto its winner (dx holds zeros on entry)."""
+    batch, channels, h_out, w_out = dy.shape
+    width = dx.shape[3]
+    for n in range(batch):
+        for c in range(channels):
+            for i in range(h_out):
+                for j in range(w_out):
+                    where = winner[n, c, i, j]
+                    dx[n, c, where // width, where % width] += dy[n, c, i, j]
 
 
 class Conv2d(Layer):
@@ -129,53 +192,39 @@ class Conv2d(Layer):
         )
 
     def forward(self, ctx, p, x):
-        w, stride = p["W"], self.hp["stride"]
-        out = w.shape[0]
-        padded = _pad(x, self.hp["padding"], 0.0)
-        win = _windows(padded, w.shape[2:], (stride, stride))
-        batch, _, h_out, w_out = win.shape[:4]
+        x = np.ascontiguousarray(x)
+        w, stride, padding = p["W"], self.hp["stride"], self.hp["padding"]
+        (out, _, kh, kw), (batch, channels, height, width) = w.shape, x.shape
+        h_out = _output_size(height, kh, stride, padding)
+        w_out = _output_size(width, kw, stride, padding)
         # one row per output pixel, one column per weight of a filter: (B·H_out·W_out, C·kh·kw)
-        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(batch * h_out * w_out, -1)
+        cols = np.empty((batch * h_out * w_out, channels * kh * kw), dtype=x.dtype)
+        _im2col(x, kh, kw, stride, padding, h_out, w_out, cols)
         z = cols @ w.reshape(out, -1).T
         if self.hp["use_bias"]:
             z += p["b"]
         z = np.ascontiguousarray(z.reshape(batch, h_out, w_out, out).transpose(0, 3, 1, 2))
         y = self.act.apply(z)
-        ctx.save(cols=cols, padded_shape=padded.shape, z=z, y=y)
+        ctx.save(cols=cols, x_shape=x.shape, z=z, y=y)
         ctx.observe(pre_activation=z, activation=y)
         return y
 
     def backward(self, ctx, p, dy):
         cols, z, y = ctx.saved["cols"], ctx.saved["z"], ctx.saved["y"]
-        w = p["W"]
-        out = w.shape[0]
+        w, stride, padding = p["W"], self.hp["stride"], self.hp["padding"]
+        out, _, kh, kw = w.shape
         dz = self.act.gradient(z, y, dy)
-        dz_rows = dz.transpose(0, 2, 3, 1).reshape(-1, out)  # rows as the columns of cols
+        dz_rows = dz.transpose(0, 2, 3, 1).reshape(-1, out)  # rows as the rows of cols
         grads = {"W": (dz_rows.T @ cols).reshape(w.shape)}
         if self.hp["use_bias"]:
             grads["b"] = dz.sum(axis=(0, 2, 3))
-        dcols = dz_rows @ w.reshape(out, -1)
-        dx = _fold(dcols, ctx.saved["padded_shape"], w.shape[2:], self.hp["stride"])
-        return _crop(dx, self.hp["padding"]), grads
+        dcols = np.ascontiguousarray(dz_rows @ w.reshape(out, -1))
+        dx = np.zeros(ctx.saved["x_shape"], dtype=dcols.dtype)
+        _col2im(dcols, kh, kw, stride, padding, dz.shape[2], dz.shape[3], dx)
+        return dx, grads
 
     def output_activation(self):
         return self.hp["activation"]
-
-
-def _fold(dcols, padded_shape, kernel, stride):
-    """The adjoint of cutting windows: each window's gradient added back onto the padded image
-    where it was cut from (where windows overlap, their gradients add up)."""
-    batch, channels = padded_shape[:2]
-    kh, kw = kernel
-    h_out = (padded_shape[2] - kh) // stride + 1
-    w_out = (padded_shape[3] - kw) // stride + 1
-    pieces = dcols.reshape(batch, h_out, w_out, channels, kh, kw).transpose(0, 3, 4, 5, 1, 2)
-    dx = np.zeros(padded_shape, dtype=dcols.dtype)
-    rows, cols = stride * (h_out - 1) + 1, stride * (w_out - 1) + 1
-    for u in range(kh):
-        for v in range(kw):
-            dx[:, :, u : u + rows : stride, v : v + cols : stride] += pieces[:, :, u, v]
-    return dx
 
 
 class MaxPool2d(Layer):
@@ -232,29 +281,23 @@ class MaxPool2d(Layer):
         )
 
     def forward(self, ctx, p, x):
-        kh, kw = kernel = _kernel(self.hp)
-        padded = _pad(x, self.hp["padding"], -np.inf)
-        win = _windows(padded, kernel, self._stride())
-        flat = win.reshape(*win.shape[:4], kh * kw)
-        winner = flat.argmax(axis=-1)  # the first maximum in reading order
-        y = np.take_along_axis(flat, winner[..., None], axis=-1)[..., 0]
-        ctx.save(winner=winner, padded_shape=padded.shape)
+        x = np.ascontiguousarray(x)
+        (kh, kw), (sh, sw), padding = _kernel(self.hp), self._stride(), self.hp["padding"]
+        batch, channels, height, width = x.shape
+        h_out = _output_size(height, kh, sh, padding)
+        w_out = _output_size(width, kw, sw, padding)
+        y = np.empty((batch, channels, h_out, w_out), dtype=x.dtype)
+        winner = np.empty(y.shape, dtype=np.int64)
+        _max_pool(x, kh, kw, sh, sw, padding, y, winner)
+        ctx.save(winner=winner, x_shape=x.shape)
         ctx.observe(activation=y)
         return y
 
     def backward(self, ctx, p, dy):
-        winner, padded_shape = ctx.saved["winner"], ctx.saved["padded_shape"]
-        (_, kw), (sh, sw), padding = _kernel(self.hp), self._stride(), self.hp["padding"]
-        batch, channels, height, width = padded_shape
-        h_out, w_out = winner.shape[2:]
-        du, dv = np.divmod(winner, kw)
-        rows = sh * np.arange(h_out).reshape(-1, 1) + du
-        cols = sw * np.arange(w_out) + dv
-        planes = (height * width) * np.arange(batch * channels).reshape(batch, channels, 1, 1)
-        index = (planes + rows * width + cols).ravel()
-        size = batch * channels * height * width
-        dx = np.bincount(index, weights=dy.ravel(), minlength=size).astype(dy.dtype, copy=False)
-        return _crop(dx.reshape(padded_shape), padding), {}
+        dy = np.ascontiguousarray(dy)
+        dx = np.zeros(ctx.saved["x_shape"], dtype=dy.dtype)
+        _max_pool_backward(dy, ctx.saved["winner"], dx)
+        return dx, {}
 
 
 PLUGINS = [Conv2d, MaxPool2d]
