@@ -187,14 +187,41 @@ def test_max_pool2d_sends_a_tie_s_gradient_to_the_first_input_in_reading_order()
     assert np.array_equal(xt.grad.numpy(), expected)
 
 
-def test_max_pool2d_padding_never_wins():
+def test_max_pool2d_lets_nan_win_as_pytorch():
+    """A NaN takes its window and the window's gradient (of several NaNs, the last), as in
+    PyTorch's CPU loop."""
+    nan = np.nan
+    x = np.array([[[[1, nan, 3, nan], [nan, 0, 2, 5], [1, 2, 3, 4], [4, 3, nan, 1]]]])
+    layer = build("max_pool2d", (1, 4, 4), kernel_size=2, stride=1)
+    y = layer.forward(x)
+    dy = np.arange(1.0, 10.0).reshape(y.shape)
+    dx = layer.backward(dy)
+    xt = tensor(x, True)
+    yt = F.max_pool2d(xt, 2, stride=1)
+    yt.backward(tensor(dy))
+    assert np.array_equal(y, yt.detach().numpy(), equal_nan=True)
+    assert np.isnan(y).sum() == 6
+    assert np.array_equal(dx, xt.grad.numpy())
+
+
+@pytest.mark.parametrize("fill", [None, -np.inf], ids=["negative", "minus-infinity"])
+def test_max_pool2d_padding_never_wins(fill):
     """-inf padding: a window over the border takes the largest real input, even when every
-    real input in it is negative."""
+    real input in it is negative, and its gradient goes to a real input even when they are all
+    -inf (to the first, as PyTorch)."""
     x = -np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    if fill is not None:
+        x[...] = fill
     layer = build("max_pool2d", (1, 3, 3), kernel_size=2, stride=2, padding=1)
     y = layer.forward(x)
-    assert np.array_equal(y, F.max_pool2d(tensor(x), 2, 2, 1).numpy())
-    assert y[0, 0, 0, 0] == -1.0
+    dy = np.arange(1.0, 5.0).reshape(y.shape)
+    dx = layer.backward(dy)
+    xt = tensor(x, True)
+    yt = F.max_pool2d(xt, 2, 2, 1)
+    yt.backward(tensor(dy))
+    assert np.array_equal(y, yt.detach().numpy())
+    assert np.array_equal(dx, xt.grad.numpy())
+    assert dx.sum() == dy.sum()
 
 
 # --------------------------------------------------------------------------- refused shapes
