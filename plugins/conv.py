@@ -44,6 +44,16 @@ def _check_image(layer, input_shape):
     return shape
 
 
+def _check_gradient(layer, dy, out_shape):
+    """The compiled loops index by the saved shapes: an upstream gradient of another shape is
+    refused before they run."""
+    if dy.shape != tuple(out_shape):
+        raise PluginError(
+            f"{layer.name}: backward got dL/dy shaped {dy.shape}, but the forward output "
+            f"was {tuple(out_shape)}"
+        )
+
+
 def _check_fits(layer, shape, kernel, padding):
     """The kernel must fit inside the padded image, along both axes."""
     _, height, width = shape
@@ -213,6 +223,7 @@ class Conv2d(Layer):
         cols, z, y = ctx.saved["cols"], ctx.saved["z"], ctx.saved["y"]
         w, stride, padding = p["W"], self.hp["stride"], self.hp["padding"]
         out, _, kh, kw = w.shape
+        _check_gradient(self, dy, y.shape)
         dz = self.act.gradient(z, y, dy)
         dz_rows = dz.transpose(0, 2, 3, 1).reshape(-1, out)  # rows as the rows of cols
         grads = {"W": (dz_rows.T @ cols).reshape(w.shape)}
@@ -295,6 +306,7 @@ class MaxPool2d(Layer):
 
     def backward(self, ctx, p, dy):
         dy = np.ascontiguousarray(dy)
+        _check_gradient(self, dy, ctx.saved["winner"].shape)
         dx = np.zeros(ctx.saved["x_shape"], dtype=dy.dtype)
         _max_pool_backward(dy, ctx.saved["winner"], dx)
         return dx, {}

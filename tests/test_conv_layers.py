@@ -278,6 +278,15 @@ def test_conv2d_refuses_a_row_wise_activation():
         build("conv2d", (1, 8, 8), activation="softmax")
 
 
+@pytest.mark.parametrize("name", ["conv2d", "max_pool2d"])
+def test_a_gradient_of_another_shape_is_refused_before_the_compiled_loops(name):
+    layer = build(name, (2, 6, 6))
+    y = layer.forward(np.ones((3, 2, 6, 6)))
+    with pytest.raises(PluginError, match=rf"{name}: backward got dL/dy shaped \(3, 2, 2, 2\)"):
+        layer.backward(np.ones((3, 2, 2, 2)))
+    assert y.shape != (3, 2, 2, 2)
+
+
 # ------------------------------------------------------------------ the conformance check
 
 
