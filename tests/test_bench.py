@@ -9,12 +9,16 @@ import pytest
 from gradient_lab.engine.cli.main import main
 
 KEYS = {"workload", "unit", "value", "compile_s", "peak_rss_mb"}
-WORKLOADS = ["W1 playground", "W1 + health", "W2 digits MLP", "W5 landscape"]
+WORKLOADS = ["W1 playground", "W1 + health", "W2 digits MLP", "W1 service", "W5 landscape"]
+SERVICE = {"of_bare", "pause_ms", "note"}  # W1 through the session service, against bare W1
 UNITS = {name: "s/grid" if name == "W5 landscape" else "steps/s" for name in WORKLOADS}
 
 
 def keys(record):
-    """W5 also reports the seconds to its first (coarse) picture."""
+    """W5 also reports the seconds to its first (coarse) picture; the service row its share of
+    the bare session's speed and its pause time."""
+    if record["workload"] == "W1 service":
+        return KEYS | SERVICE
     return KEYS | ({"first_picture_s"} if record["unit"] == "s/grid" else set())
 
 
@@ -32,6 +36,9 @@ def test_quick_json_has_every_workload_and_positive_values(capsys):
         assert r["value"] > 0 and r["compile_s"] >= 0 and r["peak_rss_mb"] > 0
     landscape = records[-1]
     assert 0 < landscape["first_picture_s"] <= landscape["value"]
+    service = records[3]
+    assert service["of_bare"] == pytest.approx(service["value"] / records[0]["value"])
+    assert service["pause_ms"] > 0
 
 
 def test_quick_table_names_the_machine_and_workloads(capsys):
@@ -45,10 +52,11 @@ def test_quick_table_names_the_machine_and_workloads(capsys):
 def test_quick_peers_adds_torch_speed_and_ratio(capsys):
     records = bench_json(capsys, "--peers")
     assert [r["workload"] for r in records] == WORKLOADS
-    for r in records:
+    compared = [r for r in records if r["workload"] != "W1 service"]  # that one: against bare
+    for r in compared:
         assert set(r) == keys(r) | {"torch_value", "ratio"}  # no "note": same numbers as PyTorch
         assert r["torch_value"] > 0
-    for r in records[:-1]:  # steps per second: ours over theirs
+    for r in compared[:-1]:  # steps per second: ours over theirs
         assert r["ratio"] == pytest.approx(r["value"] / r["torch_value"])
     landscape = records[-1]  # seconds per grid: theirs over ours, still "> 1 is faster"
     assert landscape["ratio"] == pytest.approx(landscape["torch_value"] / landscape["value"])

@@ -3,8 +3,11 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from gradient_lab.engine.loading.conformance import check_path
 from gradient_lab.engine.training.experiment import parse_experiment
+from gradient_lab.engine.training.session import Session
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -29,3 +32,22 @@ def test_readme_plugin_example_passes_the_check(tmp_path):
     assert [record.name for record, _ in results] == ["bent_identity"]
     failed = [item for _, report in results for item in report.items if not item.passed]
     assert not failed, failed
+
+
+def test_readme_layer_example_passes_the_check(tmp_path):
+    path = tmp_path / "scale.py"
+    path.write_text(code_block("A layer is pure over", "python"))
+    results = check_path(path)
+    assert [record.name for record, _ in results] == ["scale"]
+    failed = [item for _, report in results for item in report.items if not item.passed]
+    assert not failed, failed
+
+
+@pytest.mark.parametrize(
+    "heading", ["### Images and sequences", "### Generative models: architectures that own"]
+)
+def test_readme_model_examples_train(heading):
+    text = "schema = 1\nseed = 1\n" + code_block(heading, "toml")
+    session = Session(parse_experiment(text))
+    session.run_steps(3)
+    assert session.step == 3 and session.diverged is None
