@@ -13,6 +13,7 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/gradient-lab warm-up
 
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test,peers]" ./tests/sample_plugin_pkg

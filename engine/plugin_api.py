@@ -459,18 +459,32 @@ class BuildContext:
         self.weights: dict[str, np.ndarray] = {}
         self.trainable: list[str] = []
         self.children: dict[str, tuple[Layer, BuildContext, Any]] = {}
+        # the engine's memory check: reserve(bytes, commit) raises PluginError when too large
+        self.reserve: Callable[[int, bool], None] | None = None
 
     def weight(self, shape: Shape, fan_in: int, fan_out: int) -> np.ndarray:
+        self._check_size(shape)
         return np.asarray(
             self.initializer.sample(shape, fan_in, fan_out, self.rng), dtype=self.dtype
         )
 
     def zeros(self, shape: Shape) -> np.ndarray:
+        self._check_size(shape)
         return np.zeros(shape, dtype=self.dtype)
+
+    def _check_size(self, shape: Shape) -> int:
+        """Refuse a weight too large for the memory left, before allocating it."""
+        size = math.prod(int(n) for n in shape) * self.dtype.itemsize
+        if self.reserve is not None:
+            self.reserve(size, False)
+        return size
 
     def add_weight(self, name: str, value: np.ndarray, trainable: bool = True) -> None:
         if name in self.weights or name in self.children or "." in name:
             raise PluginError(f"{self.path or 'layer'}: weight name {name!r} is taken or has a dot")
+        size = self._check_size(np.shape(value))
+        if self.reserve is not None:
+            self.reserve(size, True)
         self.weights[name] = np.array(value, dtype=self.dtype)
         if trainable:
             self.trainable.append(name)
@@ -481,6 +495,7 @@ class BuildContext:
             raise PluginError(f"{self.path or 'layer'}: child name {name!r} is taken or has a dot")
         child = self.make("layer", layer_type, **hp)
         ctx = BuildContext(self.rng, self.initializer, self.dtype, self.make, f"{self.path}.{name}")
+        ctx.reserve = self.reserve
         child.build(input_shape, ctx)
         self.children[name] = (child, ctx, input_shape)
         return cast(Layer, child)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gradient_lab.engine.cli import warm_up
 from gradient_lab.engine.cli.lab import LabError, add_lab_commands, run_lab_command, steps_to_train
 from gradient_lab.engine.files import json_text
 from gradient_lab.engine.plugin_api import KINDS, PluginError
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lab_commands(sub, common)
 
+    warm_up.add_parser(sub, common)
     bench = sub.add_parser("bench", parents=[common], help="measure training speed")
     bench.add_argument("--quick", action="store_true", help="a short run (for CI)")
     bench.add_argument("--json", action="store_true", help="print records as JSON")
@@ -428,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lab = run_lab_command(args)
         if lab is not None:
             return lab
+        if args.command == "warm-up":
+            return warm_up.command_warm_up(args, _registry(args))
         if args.command == "bench":
             from gradient_lab.engine.cli.bench import command_bench
 

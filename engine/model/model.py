@@ -12,11 +12,33 @@ from typing import Any
 
 import numpy as np
 
+from gradient_lab.engine.memory import available_bytes, size_text
 from gradient_lab.engine.model.calls import Runner
 from gradient_lab.engine.model.tree import Node, Slot, pack_node
 from gradient_lab.engine.plugin_api import BuildContext, Call, Initializer, Layer, PluginError
 
 Networks = dict[str, list[dict[str, Any]]]
+
+TRAINING_COPIES = 8
+"""Training keeps about this many copies of the weights (gradient, last update, optimizer state,
+checkpoints): the weights may take this share of the free memory at most."""
+
+
+class WeightBudget:
+    """The memory a model's weights may still take; refuses a weight before it is allocated."""
+
+    def __init__(self, free: int) -> None:
+        self.left = free
+
+    def __call__(self, size: int, commit: bool) -> None:
+        if size > self.left:
+            raise PluginError(
+                f"a weight of {size_text(size)} does not fit: {size_text(self.left)} is left for "
+                f"weights (1/{TRAINING_COPIES} of the memory free, as training keeps gradients, "
+                "optimizer state and checkpoints too); choose fewer units or channels"
+            )
+        if commit:
+            self.left -= size
 
 
 class Model:
@@ -45,6 +67,7 @@ class Model:
         self.network_shapes: dict[str, list[tuple[int, ...]]] = {}
         values: list[np.ndarray] = []
         offset = 0
+        budget = WeightBudget(available_bytes() // TRAINING_COPIES)
         for net, configs in networks.items():
             where = f"model.{net}" if named else "model"
             if net not in shapes:
@@ -58,6 +81,7 @@ class Model:
                 try:
                     layer = make("layer", config["type"], **options)
                     ctx = BuildContext(rng, initializer, self.dtype, make, path)
+                    ctx.reserve = budget
                     layer.build(net_shapes[-1], ctx)
                     out_shape = tuple(layer.output_shape(net_shapes[-1]))
                 except PluginError as exc:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import copy
 import difflib
-import math
 import numbers
 import os
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomli_w
 
 from gradient_lab.engine.files import atomic_write_text
 from gradient_lab.engine.loading.discovery import default_registry
@@ -691,81 +690,24 @@ def save_experiment(exp: Experiment, path: str | Path) -> None:
 
 # --------------------------------------------------------------------------------- TOML writer
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\t": "\\t",
-    "\n": "\\n",
-    "\f": "\\f",
-    "\r": "\\r",
-}
-
 
 def toml_dumps(doc: Mapping[str, Any]) -> str:
-    """TOML text for a dict: scalars first, then one [table] per nested dict.
-
-    Inside a table, dicts become inline tables and lists of dicts are written one item per line;
-    values outside the subset (None, sets, objects) raise TypeError.
-    """
-    lines = [f"{_key(k)} = {_value(v)}" for k, v in doc.items() if not isinstance(v, Mapping)]
-    for name, table in doc.items():
-        if not isinstance(table, Mapping):
-            continue
-        if lines:
-            lines.append("")
-        lines.append(f"[{_key(name)}]")
-        lines.extend(f"{_key(k)} = {_table_value(v)}" for k, v in table.items())
-    return "\n".join(lines) + "\n"
+    """TOML text for a dict (tomli-w, lists of layer tables one per line); NumPy numbers become
+    Python ones, and values TOML cannot hold (None, objects) raise TypeError."""
+    return tomli_w.dumps(_plain(doc), indent=2)
 
 
-def _table_value(value: Any) -> str:
-    """Lists of tables read best one per line, as in hand-written files."""
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
-        return "[\n" + "".join(f"  {_value(v)},\n" for v in value) + "]"
-    return _value(value)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        return _float(float(value))
+def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
-        if not value:
-            return "{}"
-        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
+        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
-
-
-def _float(x: float) -> str:
-    """repr round-trips exactly, and its forms (0.03, 1e-08, 1e+300) are valid TOML floats."""
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return repr(x)
-
-
-def _string(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _key(key: Any) -> str:
-    key = str(key)
-    return key if _BARE_KEY.fullmatch(key) else _string(key)
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if value is None or not isinstance(value, str):
+        raise TypeError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
+    return value

@@ -24,6 +24,7 @@ from gradient_lab.engine.compute.fused import (
 )
 from gradient_lab.engine.loading.discovery import default_registry
 from gradient_lab.engine.loading.registry import Registry
+from gradient_lab.engine.memory import available_bytes, size_text
 from gradient_lab.engine.model import Model
 from gradient_lab.engine.model.calls import find_call, layer_losses
 from gradient_lab.engine.model.owned_step import Group, OwnedTrainer, network_index
@@ -233,6 +234,7 @@ class Session:
         self.batch_size = max(1, min(self.batch_size, len(self.x_train)))
         self.steps_per_epoch = math.ceil(len(self.x_train) / self.batch_size)
         self._check_batch_sizes()
+        self._check_memory()
         self.last_update = np.zeros_like(self.model.theta)
         self.owned = self._owned_trainer() if self.coding is None else None
         if self.owned is not None:
@@ -353,6 +355,28 @@ class Session:
                     f"{smallest} ({n} training samples); choose a batch size that leaves no "
                     f"batch smaller than {need}"
                 )
+
+    def _check_memory(self) -> None:
+        """Levenberg-Marquardt builds J (samples x outputs, weights) and JᵀJ (weights, weights):
+        refuse a model whose matrices do not fit, and keep fewer checkpoints of a big model."""
+        free = available_bytes()
+        theta_bytes = max(1, self.model.theta.nbytes)
+        self.checkpoint_capacity = int(
+            max(4, min(self.CHECKPOINT_CAPACITY, free // 4 // theta_bytes))
+        )
+        if self.context is None:
+            return
+        p = self.model.n_params
+        rows = len(self.x_train) * int(np.prod(self.model.output_shape))
+        need = (rows * p + p * p) * self.dtype.itemsize
+        if need > free // 2:
+            fits = math.isqrt(max(1, free // 2 // self.dtype.itemsize))
+            raise SessionError(
+                f"training.optimizer = {self.optimizer.name!r}: its Jacobian and JᵀJ for "
+                f"{p:,} weights and {rows:,} residuals need {size_text(need)}, and "
+                f"{size_text(free)} is free; it fits networks of up to about {fits:,} weights "
+                "(use a smaller network, or a first-order optimizer such as adam)"
+            )
 
     def _metric_names(self) -> list[str]:
         names = self.experiment.training.metrics
@@ -1005,7 +1029,7 @@ class Session:
                 (self._epoch_loss_sum, self._epoch_loss_count),
             )
         )
-        if len(self.checkpoints) > self.CHECKPOINT_CAPACITY:
+        if len(self.checkpoints) > self.checkpoint_capacity:
             self.checkpoints = [self.checkpoints[0], *self.checkpoints[2::2], self.checkpoints[-1]]
             self.checkpoints = sorted(
                 {c.step: c for c in self.checkpoints}.values(), key=lambda c: c.step
