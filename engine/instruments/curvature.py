@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from gradient_lab.engine.compute.array_math import sigmoid, softmax
 from gradient_lab.engine.model import Model, Node, Slot
 from gradient_lab.engine.plugin_api import Activation, ActivationFusion, DenseFusion, Loss
 from gradient_lab.engine.training.evaluation import Evaluator, eval_data
@@ -39,10 +40,6 @@ LossHessian = Callable[[Array], Array]
 # ------------------------------------------------------------------------ second derivatives
 
 
-def _sigmoid(x: Array) -> Array:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # stable for any x
-
-
 def builtin_second_derivative(name: str, z: Array, y: Array, a: float, b: float) -> Array | None:
     """f''(z) of a built-in activation (by its ``inline`` name), or None for an unknown name.
 
@@ -58,10 +55,10 @@ def builtin_second_derivative(name: str, z: Array, y: Array, a: float, b: float)
     if name == "gelu":
         return np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi) * (2.0 - z * z)
     if name == "silu":
-        s = _sigmoid(z)
+        s = sigmoid(z)
         return s * (1.0 - s) * (2.0 + z * (1.0 - 2.0 * s))
     if name == "softplus":
-        s = _sigmoid(a * z)
+        s = sigmoid(a * z)
         return np.where(a * z > b, 0.0, a * s * (1.0 - s))
     return None
 
@@ -108,7 +105,7 @@ def loss_hessian(loss: Loss, pred: Array, target: Array) -> LossHessian | None:
     elif name == "bce":
         weight = (target / pred**2 + (1.0 - target) / (1.0 - pred) ** 2) / n
     elif name == "bce_with_logits":
-        s = _sigmoid(pred)
+        s = sigmoid(pred)
         weight = s * (1.0 - s) / n
     elif name == "cross_entropy_probs":
         weight = target / pred**2 / rows
@@ -121,8 +118,7 @@ def loss_hessian(loss: Loss, pred: Array, target: Array) -> LossHessian | None:
 
 def _softmax_cross_entropy_hessian(logits: Array, target: Array) -> LossHessian:
     """Per row (diag(p) - p pᵀ) times the row's target mass, over the batch size."""
-    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    p = e / e.sum(axis=-1, keepdims=True)
+    p = softmax(logits)
     scale = target.sum(axis=-1, keepdims=True) / len(logits)
     return lambda r: scale * p * (r - (p * r).sum(axis=-1, keepdims=True))
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from gradient_lab.engine.compute.array_math import sigmoid
 from gradient_lab.engine.instruments.diagnostics import save_npz as _save_npz
 from gradient_lab.engine.model import Model
 from gradient_lab.engine.plugin_api import Objective, Optimizer, OptimizerContext
@@ -458,10 +459,6 @@ TARGETS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
-
-
 @dataclass
 class ApproximationResult:
     """One hidden layer of sigmoid units: ŷ = Σ_k a_k σ(w_k x + b_k) + c, on the grid ``x``."""
@@ -517,7 +514,7 @@ def fit_sigmoid_units(
     slope = steepness / h
     w = np.full(n_units, slope)
     bias = -slope * centres
-    features = np.column_stack([_sigmoid(np.outer(grid, w) + bias), np.ones_like(grid)])
+    features = np.column_stack([sigmoid(np.outer(grid, w) + bias), np.ones_like(grid)])
     target = np.asarray(target_fn(grid), dtype=np.float64)
     coef, *_ = np.linalg.lstsq(features, target, rcond=None)
     return ApproximationResult(w, bias, coef[:-1], float(coef[-1]), grid, target, features @ coef)
@@ -563,7 +560,7 @@ def bump_construction(
     w = np.full(2 * n_bumps, slope)
     bias = -slope * np.repeat(edges, 2)[1:-1]  # unit pairs: (left edge, right edge) per cell
     out = np.repeat(heights, 2) * np.tile([1.0, -1.0], n_bumps)
-    prediction = _sigmoid(np.outer(grid, w) + bias) @ out
+    prediction = sigmoid(np.outer(grid, w) + bias) @ out
     target = np.asarray(target_fn(grid), dtype=np.float64)
     return BumpResult(
         w,

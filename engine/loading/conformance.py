@@ -26,6 +26,7 @@ import numpy as np
 
 from gradient_lab.engine.compute import kernels
 from gradient_lab.engine.compute.activations import activation_args, activation_functions
+from gradient_lab.engine.compute.array_math import softmax
 from gradient_lab.engine.compute.fused import loss_hp
 from gradient_lab.engine.loading.registry import (
     PluginRecord,
@@ -283,11 +284,6 @@ def _compare_differences(
     # a coordinate at a kink is compared with itself, so positions keep the input's shape
     worst = _compare(what, np.where(valid, analytic, numeric), numeric, FD_RTOL, atol)
     return worst, int(valid.sum())
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 # --------------------------------------------------------------------------- every kind
@@ -606,7 +602,7 @@ def _loss_cases_of(loss: Loss, configured: str) -> Iterator[_LossCase]:
             target = _targets(loss.target_encoding, shape, rng)
             where = f"{label} at shape {shape}{configured}"
             if after_softmax:
-                pred = _softmax(rng.normal(size=shape))
+                pred = softmax(rng.normal(size=shape))
                 yield _LossCase(f"softmax rows{where}", variant, pred, target)
                 continue
             reals = rng.normal(scale=1.5, size=shape)
