@@ -18,13 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gradient_lab.engine.compute.array_math import sigmoid
-from gradient_lab.engine.instruments.diagnostics import save_npz as _save_npz
+from gradient_lab.engine.files import atomic_save_npz as save_npz
 from gradient_lab.engine.model import Model
 from gradient_lab.engine.plugin_api import Objective, Optimizer, OptimizerContext
 from gradient_lab.engine.training.evaluation import eval_data
@@ -51,11 +50,6 @@ __all__ = [
 ]
 
 MAX_JACOBIAN_ENTRIES = 200_000_000  # 1.6 GB in float64: beyond this, ask for fewer inputs
-
-
-def save_npz(path: str | Path, arrays: Mapping[str, Any]) -> None:
-    """Write an instrument's arrays atomically to an .npz (no pickles)."""
-    _save_npz(path, arrays)
 
 
 def _registry(registry: Any) -> Any:
