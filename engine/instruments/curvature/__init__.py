@@ -4,7 +4,8 @@ Everything is about the full-batch, evaluation-mode loss an ``Evaluator`` sees. 
 never formed unless asked for: an ``HessianOperator`` multiplies by it, exactly, with Pearlmutter's
 R-operator (a forward pass of directional derivatives, then a backward pass of their gradients) for
 models built from dense, activation, flatten, dropout, batch-normalization and residual layers and
-the built-in losses. Any other layer or loss falls back to central differences of the gradient,
+the built-in losses: any layer that describes itself as one of these (``fusion()``,
+``evaluation_form()``). Any other layer or loss falls back to central differences of the gradient,
 which is approximate, and says so (``hvp_method``).
 
 Conventions: theta is the model's flat parameter vector (P values); a block of directions is an

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradient_lab.engine.instruments.curvature.derivatives import Array, second_derivative
-from gradient_lab.engine.model import Model, Node, Slot
+from gradient_lab.engine.model import Model, Slot
 from gradient_lab.engine.plugin_api import Activation
 
 
@@ -44,8 +44,8 @@ def _times(x: Array, m: Array) -> Array:
 class Op:
     """One differentiable step. The plain passes run once per theta and keep what the R-passes
     reuse for every block of directions. ``None`` stands for a zero R-value (nothing upstream
-    depends on theta), so layers before the first weight cost nothing. The base is the identity
-    (dropout in evaluation mode)."""
+    depends on theta), so layers before the first weight cost nothing. The base is the
+    identity."""
 
     has_params = False
     input_needed = True  # False for the first op with weights: nothing upstream to feed
@@ -167,33 +167,40 @@ class SoftmaxOp(Op):
         return out + ry * (self.gy - self.c) - y * _row_dot(ry, self.gy)
 
 
-class FlattenOp(Op):
+class ReshapeOp(Op):
+    """Each sample reshaped to ``sample_shape`` (flatten; dropout in evaluation mode keeps it)."""
+
+    def __init__(self, sample_shape: tuple[int, ...]) -> None:
+        self.sample_shape = sample_shape
+
     def forward(self, x: Array) -> Array:
         self.shape = x.shape
-        return x.reshape(len(x), -1)
+        return x.reshape((len(x), *self.sample_shape))
 
     def backward(self, gy: Array) -> Array:
         return gy.reshape(self.shape)
 
     def rforward(self, rx: Array | None, d: Block) -> Array | None:
-        return None if rx is None else rx.reshape(len(rx), self.shape[0], -1)
+        return None if rx is None else rx.reshape((len(rx), self.shape[0], *self.sample_shape))
 
     def rbackward(self, rgy: Array, d: Block) -> Array:
         return rgy.reshape((len(rgy), *self.shape))
 
 
-class BatchNormEvalOp(Op):
-    """Evaluation mode: y = gamma x̂ + beta with x̂ = (x - running_mean) / sqrt(running_var + eps),
-    a per-channel affine map (channels on axis 1 of the batch) whose scale and shift train."""
+class ChannelAffineOp(Op):
+    """y = gamma x̂ + beta with x̂ = (x - mean) / sqrt(var + eps): a per-channel affine map
+    (channels on axis 1 of the batch) whose scale and shift train, as batch normalization is in
+    evaluation mode (on its running statistics)."""
 
     has_params = True
 
-    def __init__(self, theta: Array, node: Node, gamma: Slot, beta: Slot) -> None:
+    def __init__(
+        self, theta: Array, gamma: Slot, beta: Slot, mean: Array, var: Array, eps: float
+    ) -> None:
         self.gamma_slot, self.beta_slot = gamma, beta
         self.gamma, self.beta = _param(theta, gamma), _param(theta, beta)
-        self.mean = np.asarray(node.state["running_mean"], dtype=np.float64)
-        var = np.asarray(node.state["running_var"], dtype=np.float64)
-        self.inv_std = 1.0 / np.sqrt(var + node.layer.hp["eps"])
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.inv_std = 1.0 / np.sqrt(np.asarray(var, dtype=np.float64) + eps)
 
     def slots(self) -> list[Slot]:
         return [self.gamma_slot, self.beta_slot]

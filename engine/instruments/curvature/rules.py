@@ -7,15 +7,23 @@ from __future__ import annotations
 from gradient_lab.engine.instruments.curvature.derivatives import EXACT_LOSSES, Array
 from gradient_lab.engine.instruments.curvature.rops import (
     AffineOp,
-    BatchNormEvalOp,
+    ChannelAffineOp,
     ElementwiseOp,
-    FlattenOp,
     Op,
+    ReshapeOp,
     ResidualOp,
     SoftmaxOp,
 )
 from gradient_lab.engine.model import Model, Node, Slot
-from gradient_lab.engine.plugin_api import Activation, ActivationFusion, DenseFusion, Loss
+from gradient_lab.engine.plugin_api import (
+    Activation,
+    ActivationFusion,
+    ChannelAffineForm,
+    DenseFusion,
+    Loss,
+    ReshapeForm,
+    ResidualForm,
+)
 
 EXACT = "exact"
 FINITE_DIFFERENCES = "finite differences"
@@ -31,27 +39,28 @@ def _activation_ops(act: Activation) -> list[Op] | None:
     return None  # a row-wise plugin activation: no known second derivative
 
 
-def _dense_ops(
-    theta: Array, fusion: DenseFusion, slots: dict[str, Slot], prefix: str = ""
-) -> list[Op] | None:
+def _dense_ops(theta: Array, fusion: DenseFusion, slots: dict[str, Slot]) -> list[Op] | None:
     act_ops = _activation_ops(fusion.activation)
-    w = slots.get(prefix + fusion.weight)
-    b = slots.get(prefix + fusion.bias) if fusion.bias else None
+    w = slots.get(fusion.weight)
+    b = slots.get(fusion.bias) if fusion.bias else None
     if act_ops is None or w is None or (fusion.bias and b is None):
         return None
     return [AffineOp(theta, w, b), *act_ops]
 
 
-def _residual_ops(theta: Array, node: Node, slots: dict[str, Slot]) -> list[Op] | None:
-    children = [child.layer for child in node.children.values()]
-    if len(children) != 2:
-        return None
+def _residual_ops(
+    theta: Array, node: Node, form: ResidualForm, slots: dict[str, Slot]
+) -> list[Op] | None:
+    """x + the children in the declared order, each by its own rule (its weights are the
+    parent's slots under ``child.``)."""
     ops: list[Op] = []
-    for prefix, child in zip(("inner.", "outer."), children, strict=True):
-        fusion = child.fusion()
-        child_ops = (
-            _dense_ops(theta, fusion, slots, prefix) if isinstance(fusion, DenseFusion) else None
-        )
+    for name in form.children:
+        child = node.children.get(name)
+        if child is None:
+            return None
+        prefix = name + "."
+        child_slots = {k[len(prefix) :]: s for k, s in slots.items() if k.startswith(prefix)}
+        child_ops = _recognized_ops(theta, child, child_slots)
         if child_ops is None:
             return None
         ops.extend(child_ops)
@@ -61,9 +70,10 @@ def _residual_ops(theta: Array, node: Node, slots: dict[str, Slot]) -> list[Op] 
 def _layer_ops(theta: Array, node: Node, slots: dict[str, Slot]) -> list[Op] | None:
     """The R-operator steps of one layer, or None when it has no exact rule here.
 
-    Dense and activation layers are recognized by the fusion description they publish (so a
-    plugin layer that is y = f(x W + b) qualifies); the other built-ins by name and weights.
-    Every trainable weight of the layer must be one the steps account for."""
+    Layers are recognized by the descriptions they publish: dense and activation layers by
+    ``fusion()`` (so a plugin layer that is y = f(x W + b) qualifies), the others by
+    ``evaluation_form()``. Every trainable weight of the layer must be one the steps account
+    for."""
     ops = _recognized_ops(theta, node, slots)
     if ops is None:
         return None
@@ -72,21 +82,32 @@ def _layer_ops(theta: Array, node: Node, slots: dict[str, Slot]) -> list[Op] | N
 
 
 def _recognized_ops(theta: Array, node: Node, slots: dict[str, Slot]) -> list[Op] | None:
+    """The steps of a layer (``slots`` by the layer's own weight names), None without a rule."""
     layer = node.layer
     fusion = layer.fusion()
     if isinstance(fusion, DenseFusion):
         return _dense_ops(theta, fusion, slots)
     if isinstance(fusion, ActivationFusion):
         return _activation_ops(fusion.activation)
-    if layer.name == "flatten":
-        return [FlattenOp()]
-    if layer.name == "dropout":
-        return [Op()]
-    if layer.name == "batch_norm" and {"gamma", "beta"} <= set(slots):
-        return [BatchNormEvalOp(theta, node, slots["gamma"], slots["beta"])]
-    if layer.name == "residual":
-        return _residual_ops(theta, node, slots)
+    form = layer.evaluation_form()
+    if isinstance(form, ReshapeForm):
+        return [ReshapeOp(tuple(layer.output_shape(node.input_shape)))]
+    if isinstance(form, ChannelAffineForm):
+        return _channel_affine_ops(theta, node, form, slots)
+    if isinstance(form, ResidualForm):
+        return _residual_ops(theta, node, form, slots)
     return None
+
+
+def _channel_affine_ops(
+    theta: Array, node: Node, form: ChannelAffineForm, slots: dict[str, Slot]
+) -> list[Op] | None:
+    if form.scale not in slots or form.shift not in slots:
+        return None
+    if form.mean not in node.state or form.var not in node.state:
+        return None
+    mean, var = node.state[form.mean], node.state[form.var]
+    return [ChannelAffineOp(theta, slots[form.scale], slots[form.shift], mean, var, form.eps)]
 
 
 def _has_dense(model: Model) -> bool:
