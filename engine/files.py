@@ -18,7 +18,7 @@ import stat
 import sys
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -74,13 +74,15 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+def npz_bytes(arrays: Mapping[str, Any]) -> bytes:
+    """An .npz archive of ``arrays`` (values as NumPy arrays: strings become unicode arrays)."""
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
     return buffer.getvalue()
 
 
-def atomic_save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+def atomic_save_npz(path: str | Path, arrays: Mapping[str, Any]) -> None:
+    """Write arrays atomically to an .npz (no pickles): the one saver of every .npz output."""
     data = npz_bytes(arrays)
     atomic_write(path, lambda handle: handle.write(data))
 

@@ -565,6 +565,32 @@ class ActivationFusion:
     activation: Activation
 
 
+@dataclass
+class ReshapeForm:
+    """In evaluation mode the layer only reshapes each sample to its output shape (flatten), or
+    passes it on unchanged (dropout)."""
+
+
+@dataclass
+class ChannelAffineForm:
+    """In evaluation mode y = p[scale] (x - p[mean]) / sqrt(p[var] + eps) + p[shift] with one
+    value per channel (axis 1 of the batch): batch normalization on its running statistics.
+    ``scale`` and ``shift`` name trainable weights, ``mean`` and ``var`` state."""
+
+    eps: float
+    scale: str = "gamma"
+    shift: str = "beta"
+    mean: str = "running_mean"
+    var: str = "running_var"
+
+
+@dataclass
+class ResidualForm:
+    """In evaluation mode y = x + the named children applied one after another, in this order."""
+
+    children: tuple[str, ...]
+
+
 class Layer(Plugin):
     """A layer on batches of N-d samples (batch axis first), pure over (parameters, inputs).
 
@@ -578,6 +604,9 @@ class Layer(Plugin):
       has no gradient) and a dict of dL/dweight for every trainable weight, same shapes.
     - ``output_shape(input_shape)``; ``get_config()`` round-trips through ``type(self)(**cfg)``.
     - ``fusion()`` may describe the layer to the fused training kernel.
+    - ``evaluation_form()`` may describe what a layer that is not dense computes in evaluation
+      mode; the curvature instrument's exact Hessian products rely on it (and on ``fusion()``),
+      and the conformance check does not compare it with ``forward``: declare only what holds.
     """
 
     kind: ClassVar[str] = "layer"
@@ -599,6 +628,10 @@ class Layer(Plugin):
         raise NotImplementedError
 
     def fusion(self) -> DenseFusion | ActivationFusion | None:
+        return None
+
+    def evaluation_form(self) -> ReshapeForm | ChannelAffineForm | ResidualForm | None:
+        """The layer's evaluation-mode map, when it is one of these forms (None otherwise)."""
         return None
 
     def output_activation(self) -> str:

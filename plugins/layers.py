@@ -7,7 +7,16 @@ import math
 
 import numpy as np
 
-from gradient_lab.engine.plugin_api import ActivationFusion, DenseFusion, Layer, Param, PluginError
+from gradient_lab.engine.plugin_api import (
+    ActivationFusion,
+    ChannelAffineForm,
+    DenseFusion,
+    Layer,
+    Param,
+    PluginError,
+    ReshapeForm,
+    ResidualForm,
+)
 
 ACTIVATION = Param("activation", "str", "linear", "activation applied to the output")
 ACTIVATION_PARAMS = Param("activation_params", "dict", {}, "the activation's own parameters")
@@ -121,6 +130,9 @@ class Dropout(Layer):
         scale = ctx.saved["scale"]
         return (dy if scale is None else dy * scale), {}
 
+    def evaluation_form(self):
+        return ReshapeForm()
+
 
 class BatchNorm(Layer):
     name = "batch_norm"
@@ -193,6 +205,9 @@ class BatchNorm(Layer):
         dx = inv_std / count * (count * dx_hat - sum_dx_hat - x_hat * sum_dx_hat_x_hat)
         return dx, grads
 
+    def evaluation_form(self):
+        return ChannelAffineForm(self.hp["eps"])
+
 
 def _channel_axes(x):
     """The axes batch norm averages over (all but the channel axis 1) and the shape that
@@ -229,6 +244,9 @@ class Residual(Layer):
         dx = ctx.backward("inner", dh) + dy
         return dx, {}
 
+    def evaluation_form(self):
+        return ResidualForm(("inner", "outer"))
+
 
 class Flatten(Layer):
     name = "flatten"
@@ -244,6 +262,9 @@ class Flatten(Layer):
 
     def backward(self, ctx, p, dy):
         return dy.reshape(ctx.saved["shape"]), {}
+
+    def evaluation_form(self):
+        return ReshapeForm()
 
 
 PLUGINS = [Dense, ActivationLayer, Dropout, BatchNorm, Residual, Flatten]

@@ -269,7 +269,7 @@ def test_a_failing_worker_reports_through_on_error(monkeypatch):
     def unavailable():
         raise ls.LandscapeError("no curvature here")
 
-    monkeypatch.setattr(ls, "_top_eigenvectors", unavailable)
+    monkeypatch.setattr(ls.directions, "_top_eigenvectors", unavailable)
     errors, results = [], []
     ls.LandscapeJob(make(SPIRAL, steps=0), "hessian").start(results.append, errors.append).join()
     assert results == [] and [str(e) for e in errors] == ["no curvature here"]

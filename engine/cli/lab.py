@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -228,7 +227,7 @@ def evaluator_for(session: Any, subsample: int | None) -> Any:
 
 
 def _write(path: str, arrays: dict[str, Any]) -> None:
-    atomic_save_npz(Path(path), {k: np.asarray(v) for k, v in arrays.items()})
+    atomic_save_npz(path, arrays)
     print(f"wrote {path}", file=sys.stderr)
 
 

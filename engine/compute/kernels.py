@@ -155,6 +155,9 @@ def _tanh(x):
     return math.copysign(t, x)
 
 
+# The scalar sigmoid jitted code calls (array_math.sigmoid is the NumPy form for code outside the
+# kernels). Kept apart on purpose: it is typed for one float, and its exp form gives the fast
+# path's exact bits, which the conformance check compares with the sigmoid plugin.
 @jit
 def _sigmoid(x):
     if x >= 0.0:

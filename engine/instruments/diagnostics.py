@@ -29,7 +29,7 @@ import numba as nb
 import numpy as np
 
 from gradient_lab.engine.compute import kernels
-from gradient_lab.engine.files import atomic_save_npz
+from gradient_lab.engine.files import atomic_save_npz as save_npz
 from gradient_lab.engine.training.evaluation import EvalData, eval_data
 
 __all__ = [
@@ -651,11 +651,6 @@ def layer_health(
         entry["activation_histogram"] = arrays["activation_histogram"][0, i]
         result[key] = entry
     return result
-
-
-def save_npz(path: str | Path, arrays: Mapping[str, Any]) -> None:
-    """Write arrays atomically to an .npz (strings as unicode arrays, no pickles)."""
-    atomic_save_npz(path, {k: np.asarray(v) for k, v in arrays.items()})
 
 
 # ---------------------------------------------------------------------- signal propagation

@@ -18,12 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gradient_lab.engine.instruments.diagnostics import save_npz as _save_npz
+from gradient_lab.engine.compute.array_math import sigmoid
+from gradient_lab.engine.files import atomic_save_npz as save_npz
 from gradient_lab.engine.model import Model
 from gradient_lab.engine.plugin_api import Objective, Optimizer, OptimizerContext
 from gradient_lab.engine.training.evaluation import eval_data
@@ -50,11 +50,6 @@ __all__ = [
 ]
 
 MAX_JACOBIAN_ENTRIES = 200_000_000  # 1.6 GB in float64: beyond this, ask for fewer inputs
-
-
-def save_npz(path: str | Path, arrays: Mapping[str, Any]) -> None:
-    """Write an instrument's arrays atomically to an .npz (no pickles)."""
-    _save_npz(path, arrays)
 
 
 def _registry(registry: Any) -> Any:
@@ -458,10 +453,6 @@ TARGETS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
-
-
 @dataclass
 class ApproximationResult:
     """One hidden layer of sigmoid units: ŷ = Σ_k a_k σ(w_k x + b_k) + c, on the grid ``x``."""
@@ -517,7 +508,7 @@ def fit_sigmoid_units(
     slope = steepness / h
     w = np.full(n_units, slope)
     bias = -slope * centres
-    features = np.column_stack([_sigmoid(np.outer(grid, w) + bias), np.ones_like(grid)])
+    features = np.column_stack([sigmoid(np.outer(grid, w) + bias), np.ones_like(grid)])
     target = np.asarray(target_fn(grid), dtype=np.float64)
     coef, *_ = np.linalg.lstsq(features, target, rcond=None)
     return ApproximationResult(w, bias, coef[:-1], float(coef[-1]), grid, target, features @ coef)
@@ -563,7 +554,7 @@ def bump_construction(
     w = np.full(2 * n_bumps, slope)
     bias = -slope * np.repeat(edges, 2)[1:-1]  # unit pairs: (left edge, right edge) per cell
     out = np.repeat(heights, 2) * np.tile([1.0, -1.0], n_bumps)
-    prediction = _sigmoid(np.outer(grid, w) + bias) @ out
+    prediction = sigmoid(np.outer(grid, w) + bias) @ out
     target = np.asarray(target_fn(grid), dtype=np.float64)
     return BumpResult(
         w,

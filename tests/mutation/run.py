@@ -303,8 +303,8 @@ def check_imports(tree: Path, env: dict[str, str]) -> None:
 def prepare_cache(base: Path, scratch: Path, tree: Path, mutated: str) -> None:
     """A throw-away copy of the Numba cache for one mutant, so the persistent cache never holds
     code compiled from a mutant. Numba keys a cache on its own source file only, so a module
-    whose jitted code calls into the mutated one (landscape.py and diagnostics.py call
-    kernels.py) would load kernels compiled before the mutation: their entries are dropped."""
+    whose jitted code calls into the mutated one (landscape/scan_kernels.py and diagnostics.py
+    call kernels.py) would load kernels compiled before the mutation: their entries are dropped."""
     if scratch.exists():
         shutil.rmtree(scratch)
     if base.exists():
