@@ -1,5 +1,9 @@
 """Small experiments for tests: TOML text from a few choices, checked edits, and sessions."""
 
+import numpy as np
+
+from gradient_lab.engine.loading.discovery import default_registry
+from gradient_lab.engine.model.single import SingleLayer
 from gradient_lab.engine.training.experiment import parse_experiment
 from gradient_lab.engine.training.session import Session
 
@@ -122,3 +126,16 @@ README_EXAMPLE = dict(
     epochs=100,
 )
 """The README's example experiment as builder choices (tests vary its size and epochs)."""
+
+
+def single_layer(name, input_shape, seed=0, init="xavier_uniform", **hp):
+    """The built-in layer ``name`` built alone for samples of ``input_shape`` (a SingleLayer:
+    writable ``params``, ``grads`` and ``state``, ``forward`` and ``backward``)."""
+    registry = default_registry()
+    return SingleLayer(
+        registry.create("layer", name, **hp),
+        input_shape,
+        registry.create,
+        registry.create("initializer", init),
+        np.random.default_rng(seed),
+    )

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gradient_lab.engine.loading.discovery import default_registry
-from gradient_lab.engine.model.single import SingleLayer
+from tests.experiments import single_layer
 
 torch = pytest.importorskip("torch")  # in CI a skip fails the run (tests/conftest.py)
 
@@ -13,14 +13,7 @@ B, T, F, HEADS = 3, 5, 6, 2
 
 
 def single(name, input_shape, seed=0, **hp):
-    registry = default_registry()
-    return SingleLayer(
-        registry.create("layer", name, **hp),
-        input_shape,
-        registry.create,
-        registry.create("initializer", "xavier_uniform"),
-        np.random.default_rng(seed),
-    )
+    return single_layer(name, input_shape, seed, "xavier_uniform", **hp)
 
 
 def tensor(array, grad=False):

@@ -10,9 +10,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from gradient_lab.engine.loading.conformance import check_plugin
 from gradient_lab.engine.loading.discovery import default_registry
-from gradient_lab.engine.model.single import SingleLayer
 from gradient_lab.engine.plugin_api import BuildContext, Initializer, PluginError
-from tests.experiments import small_session
+from tests.experiments import single_layer, small_session
 
 torch = pytest.importorskip("torch")  # in CI a skip fails the run (tests/conftest.py)
 F = torch.nn.functional
@@ -21,14 +20,7 @@ RTOL = 1e-12
 
 
 def build(name, input_shape, seed=0, **hp):
-    registry = default_registry()
-    return SingleLayer(
-        registry.create("layer", name, **hp),
-        input_shape,
-        registry.create,
-        registry.create("initializer", "xavier_uniform"),
-        np.random.default_rng(seed),
-    )
+    return single_layer(name, input_shape, seed, "xavier_uniform", **hp)
 
 
 def assert_close(actual, expected, rtol=RTOL):

@@ -5,27 +5,18 @@ import numpy as np
 import pytest
 
 from gradient_lab.engine.loading.conformance import check_plugin
-from gradient_lab.engine.loading.discovery import default_registry
 from gradient_lab.engine.model.calls import Runner
-from gradient_lab.engine.model.single import SingleLayer
 from gradient_lab.engine.plugin_api import Layer, Param
 from gradient_lab.engine.testing import registry_with
 from gradient_lab.engine.training.session import SessionError
-from tests.experiments import dense, small_session
+from tests.experiments import dense, single_layer, small_session
 
 # a batch-norm network runs on the plugin path, phase by phase through the layers' own code
 PLUGIN_PATH = [dense(6, "tanh"), '{ type = "batch_norm" }', dense(1, "tanh")]
 
 
 def single(name, input_shape, seed=0, **hp):
-    registry = default_registry()
-    return SingleLayer(
-        registry.create("layer", name, **hp),
-        input_shape,
-        registry.create,
-        registry.create("initializer", "xavier_uniform"),
-        np.random.default_rng(seed),
-    )
+    return single_layer(name, input_shape, seed, "xavier_uniform", **hp)
 
 
 # ------------------------------------------------------------------- probes between phases

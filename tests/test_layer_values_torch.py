@@ -4,8 +4,7 @@ backward, running statistics and evaluation mode, in float64 from the same input
 import numpy as np
 import pytest
 
-from gradient_lab.engine.loading.discovery import default_registry
-from gradient_lab.engine.model.single import SingleLayer
+from tests.experiments import single_layer
 
 torch = pytest.importorskip("torch")  # in CI a skip fails the run (tests/conftest.py)
 
@@ -15,14 +14,7 @@ def rng_of(seed):
 
 
 def build(name, input_shape, seed=0, **hp):
-    registry = default_registry()
-    return SingleLayer(
-        registry.create("layer", name, **hp),
-        input_shape,
-        registry.create,
-        registry.create("initializer", "zeros"),
-        np.random.default_rng(seed),
-    )
+    return single_layer(name, input_shape, seed, "zeros", **hp)
 
 
 # ---------------------------------------------------------------------------------- dropout
