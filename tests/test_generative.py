@@ -197,3 +197,17 @@ def test_layer_values_reach_the_networks_of_an_owned_step():
     values = session.layer_values("encoder.layers.2")
     np.testing.assert_allclose(values["mean"], values["input"][:, :2], rtol=0)
     assert values["activation"].shape == (BATCH, 2)
+
+
+def test_regularizers_chain_around_every_group_s_optimizer():
+    """Clipping in front of each group's optimizer: the gradient the optimizer saw (and views
+    show) has the clipped norm, and the run differs from the unclipped one."""
+    clipped_text = VAE_TEXT.replace(
+        "epochs = 5", 'epochs = 5\nregularizers = [{ name = "clip_norm", max_norm = 1e-6 }]'
+    )
+    plain, clipped = Session(parse_experiment(VAE_TEXT)), Session(parse_experiment(clipped_text))
+    plain.run_steps(3)
+    clipped.run_steps(3)
+    assert plain.model.theta.tobytes() != clipped.model.theta.tobytes()
+    norm = np.linalg.norm(clipped.model.grad)
+    assert norm <= 1e-6 * (1 + 1e-9)  # the gradient the optimizer saw, as views show it

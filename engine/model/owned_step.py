@@ -16,6 +16,7 @@ import numpy as np
 
 from gradient_lab.engine.model import Model
 from gradient_lab.engine.model.calls import Runner, layer_losses
+from gradient_lab.engine.model.chain import chained_update
 from gradient_lab.engine.plugin_api import Architecture, Call, PluginError, StepContext
 
 
@@ -160,17 +161,11 @@ class OwnedTrainer:
         lr = self.lr_at(group, step)
         if "lr" in group.optimizer.hp:
             group.optimizer.hp["lr"] = lr
-        g, w, m = grad[idx], theta[idx], mask[idx]
-        for reg in self.regularizers:
-            if reg.stage == "loss":
-                g = g + reg.penalty_grad(w, m)
-        for reg in self.regularizers:
-            if reg.stage == "gradient":
-                g = reg.transform(g, w, m, lr)
-        update, state = group.optimizer.update(g, group.state, w)
-        for reg in self.regularizers:
-            if reg.stage == "update":
-                update = reg.transform(update, w, m, lr)
+        w = theta[idx]
+        update, state, seen = chained_update(
+            self.regularizers, group.optimizer, grad[idx], group.state, w, mask[idx], lr
+        )
+        grad[idx] = seen  # views show the gradient the optimizer used
         for key, value in state.items():
             if key in group.state and group.state[key] is not value:
                 group.state[key][...] = value

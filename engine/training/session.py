@@ -27,6 +27,7 @@ from gradient_lab.engine.loading.registry import Registry
 from gradient_lab.engine.memory import available_bytes, size_text
 from gradient_lab.engine.model import Model
 from gradient_lab.engine.model.calls import find_call, layer_losses
+from gradient_lab.engine.model.chain import chained_update
 from gradient_lab.engine.model.owned_step import Group, OwnedTrainer, network_index
 from gradient_lab.engine.model.stepping import CallStepper
 from gradient_lab.engine.plugin_api import Call, OptimizerContext, PluginError
@@ -714,16 +715,10 @@ class Session:
 
     def _update_with_plugins(self, lr: float) -> None:
         theta, grad, mask = self.model.theta, self.model.grad, self.model.decay_mask
-        for reg in self.regularizers:
-            if reg.stage == "loss":
-                grad += reg.penalty_grad(theta, mask)
-        for reg in self.regularizers:
-            if reg.stage == "gradient":
-                grad[...] = reg.transform(grad, theta, mask, lr)
-        update, self.opt_state = self.optimizer.update(grad, self.opt_state, theta, self.context)
-        for reg in self.regularizers:
-            if reg.stage == "update":
-                update = reg.transform(update, theta, mask, lr)
+        update, self.opt_state, seen = chained_update(
+            self.regularizers, self.optimizer, grad, self.opt_state, theta, mask, lr, self.context
+        )
+        grad[...] = seen  # views show the gradient the optimizer used
         self.last_update[...] = update
         theta += update
 
