@@ -9,8 +9,16 @@ import pytest
 from gradient_lab.engine.cli.main import main
 
 KEYS = {"workload", "unit", "value", "compile_s", "peak_rss_mb"}
-WORKLOADS = ["W1 playground", "W1 + health", "W2 digits MLP", "W1 service", "W5 landscape"]
+WORKLOADS = [
+    "W1 playground",
+    "W1 + health",
+    "W2 digits MLP",
+    "W1 as run",
+    "W1 service",
+    "W5 landscape",
+]
 SERVICE = {"of_bare", "pause_ms", "note"}  # W1 through the session service, against bare W1
+AS_RUN = {"of_bare", "note"}  # W1 evaluated at every epoch end, against steps only
 UNITS = {name: "s/grid" if name == "W5 landscape" else "steps/s" for name in WORKLOADS}
 
 
@@ -19,6 +27,8 @@ def keys(record):
     the bare session's speed and its pause time."""
     if record["workload"] == "W1 service":
         return KEYS | SERVICE
+    if record["workload"] == "W1 as run":
+        return KEYS | AS_RUN
     return KEYS | ({"first_picture_s"} if record["unit"] == "s/grid" else set())
 
 
@@ -36,7 +46,8 @@ def test_quick_json_has_every_workload_and_positive_values(capsys):
         assert r["value"] > 0 and r["compile_s"] >= 0 and r["peak_rss_mb"] > 0
     landscape = records[-1]
     assert 0 < landscape["first_picture_s"] <= landscape["value"]
-    service = records[3]
+    as_run, service = records[3], records[4]
+    assert as_run["of_bare"] == pytest.approx(as_run["value"] / records[0]["value"])
     assert service["of_bare"] == pytest.approx(service["value"] / records[0]["value"])
     assert service["pause_ms"] > 0
 
@@ -52,7 +63,7 @@ def test_quick_table_names_the_machine_and_workloads(capsys):
 def test_quick_peers_adds_torch_speed_and_ratio(capsys):
     records = bench_json(capsys, "--peers")
     assert [r["workload"] for r in records] == WORKLOADS
-    compared = [r for r in records if r["workload"] != "W1 service"]  # that one: against bare
+    compared = [r for r in records if "of_bare" not in r]  # the others: against bare W1
     for r in compared:
         assert set(r) == keys(r) | {"torch_value", "ratio"}  # no "note": same numbers as PyTorch
         assert r["torch_value"] > 0

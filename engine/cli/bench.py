@@ -144,7 +144,9 @@ QUICK = Sizes(warm_up=5, steps=20, rounds=1)
 # ------------------------------------------------------------------------------------ engines
 
 
-def gradient_lab_runner(work: Workload, registry: Any) -> tuple[Any, Callable[[int], None], float]:
+def gradient_lab_runner(
+    work: Workload, registry: Any, evaluate_epochs: bool = False
+) -> tuple[Any, Callable[[int], None], float]:
     """The session, a function running n steps, and the seconds the session took to build
     (which compiles the kernels, or loads them from the disk cache)."""
     from gradient_lab.engine.training.experiment import parse_experiment
@@ -153,7 +155,7 @@ def gradient_lab_runner(work: Workload, registry: Any) -> tuple[Any, Callable[[i
     experiment = parse_experiment(work.toml, registry, source=work.name)
     started = time.perf_counter()
     session = Session(experiment, registry)
-    session.evaluate_epochs = False
+    session.evaluate_epochs = evaluate_epochs
     if work.health_every:
         from gradient_lab.engine.instruments.diagnostics import HealthRecorder
 
@@ -272,6 +274,30 @@ def measure(work: Workload, registry: Any, sizes: Sizes, peers: bool) -> dict[st
         print(f"warning: {work.name} did not use the compiled path", file=sys.stderr)
         record["note"] = "not fused: phase-by-phase path"
     return record
+
+
+# ---------------------------------------------------------------------------- as run trains it
+
+AS_RUN_TARGET = 0.8  # W1 with an evaluation at every epoch end: this share of steps only at least
+
+
+def measure_as_run(work: Workload, registry: Any, sizes: Sizes, bare: float) -> dict[str, Any]:
+    """W1 as ``gradient-lab run`` and the app train it: the data evaluated and the metrics and
+    layer norms recorded at every epoch end (every 50 steps); ``of_bare`` is its share of the
+    steps-only speed."""
+    _, run, compile_s = gradient_lab_runner(work, registry, evaluate_epochs=True)
+    run(sizes.warm_up)
+    steps = _round_steps(run, sizes)
+    value = statistics.median(steps / _seconds(run, steps) for _ in range(sizes.rounds))
+    return {
+        "workload": "W1 as run",
+        "unit": "steps/s",
+        "value": value,
+        "compile_s": compile_s,
+        "peak_rss_mb": peak_rss_mb(),
+        "of_bare": value / bare,
+        "note": f"{value / bare:.2f} of steps only (target {AS_RUN_TARGET:.2f})",
+    }
 
 
 # ------------------------------------------------------------------------------------ service
@@ -530,6 +556,7 @@ def command_bench(args: argparse.Namespace) -> int:
     registry = discover(plugins_dir=args.plugins_dir, safe_mode=args.safe_mode)
     sizes = QUICK if args.quick else FULL
     records = [measure(work, registry, sizes, args.peers) for work in WORKLOADS]
+    records.append(measure_as_run(W1, registry, sizes, records[0]["value"]))
     records.append(measure_service(W1, registry, sizes, records[0]["value"]))
     records.append(measure_landscape(W5, registry, sizes, args.peers))
     if args.json:

@@ -57,6 +57,15 @@ def loss_hp(loss: Loss) -> float:
     return 0.0
 
 
+def _entry_point(dispatcher: Any, args: tuple[Any, ...]) -> Any:
+    """The compiled function a Numba dispatcher runs for these (already compiled) argument
+    types, or the dispatcher itself: calling it skips the per-call type dispatch."""
+    key = tuple(dispatcher.typeof_pyval(a) for a in args)
+    overload = dispatcher.overloads.get(key)
+    entry = getattr(overload, "entry_point", None)
+    return entry if entry is not None else dispatcher
+
+
 class FusedNet:
     """A dense/activation stack in the kernels' layout, with buffers for batches up to a size."""
 
@@ -90,6 +99,8 @@ class FusedNet:
         self.blas_above: int | None = None
         self.capacity = 0
         self._entry: Any = None
+        self._outputs_buffers: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._forward_all: Any = None
 
     @staticmethod
     def supports(model: Model) -> bool:
@@ -126,6 +137,7 @@ class FusedNet:
         biggest = int((self.n_in * self.n_out)[dense].max(initial=0)) * batch
         self.blas_above = kernels.SMALL_MATMUL if biggest > kernels.SMALL_MATMUL else None
         self._entry = None  # the compiled loop differs with and without BLAS
+        self._forward_all = None
 
     # --------------------------------------------------------------- views of one batch
     def _block(self, buffer: np.ndarray, row: int, bs: int, units: int) -> np.ndarray:
@@ -187,6 +199,28 @@ class FusedNet:
             self.dfn, through, k > 0,
         )  # fmt: skip
 
+    def outputs(self, x: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:
+        """The network's outputs for every row of x at ``theta`` (default: the model's), in
+        buffers of their own (the batch of a step in progress stays as it is): one compiled
+        call."""
+        n, layers = len(x), len(self.n_in)
+        stride = n * int(max(self.n_out.max(), self.n_in.max()))
+        if self._outputs_buffers is None or self._outputs_buffers[0] != stride:
+            dtype = self.model.dtype
+            acts = np.zeros((layers + 1) * stride, dtype=dtype)
+            pre = np.zeros(layers * stride, dtype=dtype)
+            self._outputs_buffers = (stride, acts, pre)
+        _, acts, pre = self._outputs_buffers
+        acts[: x.size] = x.ravel()
+        theta = self.model.theta if theta is None else theta
+        args = (self.net, theta, acts, pre, stride, n, self.fn, self.blas_above)
+        if self._forward_all is None:
+            kernels.forward_all(*args)  # compile or load from the disk cache
+            self._forward_all = _entry_point(kernels.forward_all, args)
+        self._forward_all(*args)
+        width = int(self.n_out[-1])
+        return acts[layers * stride : layers * stride + n * width].reshape(n, width).copy()
+
     def run(self, **kw: Any) -> int:
         """Whole steps in one compiled call (arguments as kernels.train_steps)."""
         self.reserve(int(kw["batch_size"].max()))
@@ -208,10 +242,7 @@ class FusedNet:
         if self._entry is None:
             no_steps = (*args[:8], args[8][:0], *args[9:])
             kernels.train_steps(*no_steps)  # compile or load from the disk cache
-            key = tuple(kernels.train_steps.typeof_pyval(a) for a in args)
-            overload = kernels.train_steps.overloads.get(key)
-            entry = getattr(overload, "entry_point", None)  # Numba's compiled entry, if any
-            self._entry = entry if entry is not None else kernels.train_steps
+            self._entry = _entry_point(kernels.train_steps, args)
         return self._entry
 
     # --------------------------------------------------------------- compile ahead

@@ -457,6 +457,16 @@ def forward_layer(spec, theta, x, xo, z, zo, y, yo, n, fn):
     activate(act, act_a, act_b, fn, z, zo, y, yo, n, m)
 
 
+@jit
+def forward_all(net, theta, acts, pre, stride, n, fn, blas_above):
+    """Every layer's forward for n rows in ``acts`` (row k of ``stride`` values holds layer k's
+    input, the last row the output): one call, so the function argument is unboxed once."""
+    for k in range(len(net[0])):
+        spec = layer_spec(net, k, blas_above)
+        o = k * stride
+        forward_layer(spec, theta, acts, o, pre, o, acts, o + stride, n, fn)
+
+
 @jit_inline
 def backward_layer(
     spec, theta, x, xo, z, zo, y, yo, dy, dyo, dz, dzo, dx, dxo, n, grad, dfn, through_act,

@@ -272,6 +272,12 @@ class Session:
         self._stepper: CallStepper | None = None
         self.edits = EditLog()
         self._initial_hypers = hyper_state(self)
+
+        self._layer_ranges = {
+            k: (slots[0].offset, slots[-1].offset + slots[-1].size)
+            for k in range(len(self.model.layers))
+            if (slots := self.model.layer_slots(k))
+        }
         self.diverged: Divergence | None = None
         self.last_loss = math.nan
         self._epoch_loss_sum, self._epoch_loss_count = 0.0, 0
@@ -867,27 +873,40 @@ class Session:
         if self.owned is not None:
             record.update(self.history.component_means(self.step - self.steps_per_epoch))
         elif self.evaluate_epochs:
-            splits = ("train", "val") if len(self.data.X_val) else ("train",)
-            if len(self.data.X_val):
-                record["val_loss"] = self.evaluate("val")["loss"]
-            for split in splits:
-                for name, value in self.evaluate(split, with_loss=False).items():
-                    record[f"{split}_{name}"] = value
+            record.update(self._epoch_evaluation())
             self.history.add_norms(self.layer_norms())
         self.history.add_epoch(record)
         self.events.emit("epoch_done", epoch=self.epoch, record=record)
 
+    def _epoch_evaluation(self) -> dict[str, Any]:
+        """Validation loss and every metric on both splits, from one pass over each."""
+        result: dict[str, Any] = {}
+        splits = ("train", "val") if len(self.data.X_val) else ("train",)
+        for split in splits:
+            x = self.x_train if split == "train" else self.data.X_val
+            out = self._epoch_outputs(x)
+            if split == "val":
+                result["val_loss"] = self.evaluate("val", outputs=out)["loss"]
+            for name, value in self.evaluate(split, False, outputs=out).items():
+                result[f"{split}_{name}"] = value
+        return result
+
+    def _epoch_outputs(self, x: np.ndarray) -> np.ndarray:
+        """The outputs an epoch's record is computed from: in one compiled pass on the fused
+        path (the training batch's buffers untouched), else through the layers."""
+        if self.fused is not None:
+            return self.fused.outputs(np.ascontiguousarray(x, dtype=self.dtype))
+        return self.predict(x)
+
     def layer_norms(self) -> dict[str, Any]:
-        """Gradient and weight L2 norms per layer (last gradient computed)."""
+        """Gradient and weight L2 norms per layer (last gradient computed). A top-level layer's
+        weights, its children's included, are one contiguous range of theta."""
         record: dict[str, Any] = {"step": self.step}
-        for k in range(len(self.model.layers)):
-            slots = self.model.layer_slots(k)
-            if not slots:
-                continue
-            w = np.concatenate([self.model.view(self.model.theta, s).ravel() for s in slots])
-            g = np.concatenate([self.model.view(self.model.grad, s).ravel() for s in slots])
-            record[f"layers.{k}.weight_norm"] = float(np.linalg.norm(w))
-            record[f"layers.{k}.grad_norm"] = float(np.linalg.norm(g))
+        theta, grad = self.model.theta, self.model.grad
+        for k, (start, stop) in self._layer_ranges.items():
+            w, g = theta[start:stop], grad[start:stop]
+            record[f"layers.{k}.weight_norm"] = math.sqrt(float(w @ w))
+            record[f"layers.{k}.grad_norm"] = math.sqrt(float(g @ g))
         return record
 
     # ---------------------------------------------------------------- evaluation
@@ -895,13 +914,17 @@ class Session:
         """Model outputs in evaluation mode (dropout off, batch norm on running statistics)."""
         return self.model.forward(np.ascontiguousarray(x, dtype=self.dtype), training=False)
 
-    def evaluate(self, split: str = "train", with_loss: bool = True) -> dict[str, Any]:
+    def evaluate(
+        self, split: str = "train", with_loss: bool = True, outputs: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """The loss (or, without ``with_loss``, the metrics) on a split, from ``outputs`` when
+        the caller has them already."""
         x, y, t = (
             (self.data.X_train, self.data.y_train, self.targets_train)
             if split == "train"
             else (self.data.X_val, self.data.y_val, self.targets_val)
         )
-        out = self.predict(x)
+        out = self.predict(x) if outputs is None else outputs
         result: dict[str, Any] = {}
         if with_loss:
             result["loss"] = float(self.loss.value(out, t))
