@@ -139,3 +139,16 @@ def single_layer(name, input_shape, seed=0, init="xavier_uniform", **hp):
         registry.create("initializer", init),
         np.random.default_rng(seed),
     )
+
+
+def central_differences(fun, theta, step=1e-6):
+    """d fun / d theta by central differences, one column per coordinate: a vector (n,) for a
+    scalar ``fun``, a matrix (outputs, n) for a vector one."""
+    columns = []
+    for i in range(theta.size):
+        h = step * max(1.0, abs(theta[i]))
+        up, down = theta.copy(), theta.copy()
+        up[i] += h
+        down[i] -= h
+        columns.append((np.asarray(fun(up)) - np.asarray(fun(down))) / (2 * h))
+    return np.stack(columns, axis=-1)

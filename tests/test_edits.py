@@ -12,6 +12,14 @@ PATHS = {"fused": FUSED, "plugin": PLUGIN}
 MOMENTUM = '{ name = "sgd", lr = 0.05, momentum = 0.5 }'
 
 
+def assert_replays(s, step):
+    """Rewinding to ``step`` and running to where the session was gives the same weights."""
+    expected, end = s.model.theta.copy(), s.step
+    s.rewind(step)
+    s.run_steps(end - step)
+    assert s.model.theta.tobytes() == expected.tobytes()
+
+
 def session(layers, **options):
     options.setdefault("optimizer", MOMENTUM)
     options.setdefault("data", "n = 100")
@@ -27,9 +35,7 @@ def test_a_learning_rate_change_is_replayed_after_a_rewind(path):
     s.set_hyperparameter("optimizer", "lr", 0.2)
     s.run_steps(20)
     expected = s.model.theta.copy()
-    s.rewind(20)
-    s.run_steps(30)
-    assert s.model.theta.tobytes() == expected.tobytes()
+    assert_replays(s, 20)
     s.rewind(0)
     for _ in range(50):
         s.step_batch()
@@ -73,9 +79,7 @@ def test_a_weight_edit_is_replayed_and_a_new_edit_drops_the_old_future():
     s.set_hyperparameter("optimizer", "lr", 0.3)
     s.run_steps(10)
     recorded = s.model.theta.copy()
-    s.rewind(5)
-    s.run_steps(25)
-    assert s.model.theta.tobytes() == recorded.tobytes()
+    assert_replays(s, 5)
     s.rewind(15)
     s.set_hyperparameter("optimizer", "lr", 0.01)  # a new branch: the lr change at 20 is gone
     assert [e.step for e in s.edits.edits] == [10, 15]

@@ -9,7 +9,7 @@ from gradient_lab.engine.model.calls import Runner
 from gradient_lab.engine.plugin_api import Layer, Param
 from gradient_lab.engine.testing import registry_with
 from gradient_lab.engine.training.session import SessionError
-from tests.experiments import dense, single_layer, small_session
+from tests.experiments import central_differences, dense, single_layer, small_session
 
 # a batch-norm network runs on the plugin path, phase by phase through the layers' own code
 PLUGIN_PATH = [dense(6, "tanh"), '{ type = "batch_norm" }', dense(1, "tanh")]
@@ -182,14 +182,7 @@ def test_the_gradient_of_a_loss_term_matches_differences():
     pred, calls = model.trace(x, training=False)
     grad = np.zeros_like(model.theta)
     model.backward(calls, session.loss.grad(pred, t), grad)
-    theta = model.theta.copy()
-    numeric = np.zeros_like(theta)
-    for i in range(theta.size):
-        h = 1e-6 * max(1.0, abs(theta[i]))
-        up, down = theta.copy(), theta.copy()
-        up[i] += h
-        down[i] -= h
-        numeric[i] = (total(up) - total(down)) / (2 * h)
+    numeric = central_differences(total, model.theta.copy())
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
 
 

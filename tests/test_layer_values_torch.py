@@ -53,12 +53,29 @@ def test_dropout_keeps_the_expected_value_and_is_the_identity_in_evaluation():
 # ---------------------------------------------------------------------------- batch norm
 
 
-def torch_batch_norm(momentum, eps, gamma, beta):
-    bn = torch.nn.BatchNorm1d(len(gamma), momentum=momentum, eps=eps, dtype=torch.float64)
+def torch_batch_norm(momentum, eps, gamma, beta, module=None):
+    module = module or torch.nn.BatchNorm1d
+    bn = module(len(gamma), momentum=momentum, eps=eps, dtype=torch.float64)
     with torch.no_grad():
         bn.weight.copy_(torch.from_numpy(gamma))
         bn.bias.copy_(torch.from_numpy(beta))
     return bn
+
+
+def same_step(layer, bn, x, dy, training):
+    """One forward and backward of ours and of PyTorch's batch norm: the same outputs and
+    gradients (the parameter gradients summed over the batch, so 1e-11 relative)."""
+    y = layer.forward(x, training=training)
+    dx = layer.backward(dy)
+    bn.train(training)
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = bn(xt)
+    yt.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["gamma"], bn.weight.grad.numpy(), rtol=1e-11)
+    np.testing.assert_allclose(layer.grads["beta"], bn.bias.grad.numpy(), rtol=1e-11)
+    bn.zero_grad()
 
 
 @pytest.mark.parametrize("momentum", [0.1, 0.3])
@@ -75,16 +92,7 @@ def test_batch_norm_training_steps_match_pytorch(momentum):
     for batch in range(5):
         x = rng.normal(loc=batch, scale=1 + batch, size=(16, features))
         dy = rng.normal(size=x.shape)
-        y = layer.forward(x, training=True)
-        dx = layer.backward(dy)
-        xt = torch.from_numpy(x).requires_grad_()
-        yt = bn(xt)
-        yt.backward(torch.from_numpy(dy))
-        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(layer.grads["gamma"], bn.weight.grad.numpy(), rtol=1e-12)
-        np.testing.assert_allclose(layer.grads["beta"], bn.bias.grad.numpy(), rtol=1e-12)
-        bn.zero_grad()
+        same_step(layer, bn, x, dy, training=True)
         running_mean = bn.running_mean.numpy()
         running_var = bn.running_var.numpy()
         np.testing.assert_allclose(layer.state["running_mean"], running_mean, rtol=1e-14)
@@ -129,22 +137,8 @@ def test_batch_norm_on_images_normalizes_each_channel_as_batchnorm2d():
     gamma, beta = rng.normal(size=channels), rng.normal(size=channels)
     layer.params["gamma"][...] = gamma
     layer.params["beta"][...] = beta
-    bn = torch.nn.BatchNorm2d(channels, momentum=0.2, dtype=torch.float64)
-    with torch.no_grad():
-        bn.weight.copy_(torch.from_numpy(gamma))
-        bn.bias.copy_(torch.from_numpy(beta))
+    bn = torch_batch_norm(0.2, 1e-5, gamma, beta, torch.nn.BatchNorm2d)
     for training in (True, True, False):
         x = rng.normal(loc=1.0, scale=2.0, size=(6, channels, 5, 4))
-        dy = rng.normal(size=x.shape)
-        y = layer.forward(x, training=training)
-        dx = layer.backward(dy)
-        bn.train(training)
-        xt = torch.from_numpy(x).requires_grad_()
-        yt = bn(xt)
-        yt.backward(torch.from_numpy(dy))
-        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(layer.grads["gamma"], bn.weight.grad.numpy(), rtol=1e-11)
-        np.testing.assert_allclose(layer.grads["beta"], bn.bias.grad.numpy(), rtol=1e-11)
+        same_step(layer, bn, x, rng.normal(size=x.shape), training)
         np.testing.assert_allclose(layer.state["running_var"], bn.running_var.numpy(), rtol=1e-14)
-        bn.zero_grad()

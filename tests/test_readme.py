@@ -25,20 +25,14 @@ def test_readme_experiment_example_loads():
     assert [layer["units"] for layer in exp.model.layers] == [8, 8, 1]
 
 
-def test_readme_plugin_example_passes_the_check(tmp_path):
-    path = tmp_path / "bent_identity.py"
-    path.write_text(code_block("### Write a plugin", "python"))
+@pytest.mark.parametrize(
+    "after, name", [("### Write a plugin", "bent_identity"), ("A layer is pure over", "scale")]
+)
+def test_readme_plugin_examples_pass_the_check(tmp_path, after, name):
+    path = tmp_path / f"{name}.py"
+    path.write_text(code_block(after, "python"))
     results = check_path(path)
-    assert [record.name for record, _ in results] == ["bent_identity"]
-    failed = [item for _, report in results for item in report.items if not item.passed]
-    assert not failed, failed
-
-
-def test_readme_layer_example_passes_the_check(tmp_path):
-    path = tmp_path / "scale.py"
-    path.write_text(code_block("A layer is pure over", "python"))
-    results = check_path(path)
-    assert [record.name for record, _ in results] == ["scale"]
+    assert [record.name for record, _ in results] == [name]
     failed = [item for _, report in results for item in report.items if not item.passed]
     assert not failed, failed
 

@@ -9,7 +9,7 @@ import pytest
 
 from gradient_lab.engine.loading.discovery import discover
 from gradient_lab.engine.loading.registry import Registry
-from tests.experiments import dense, small_session
+from tests.experiments import central_differences, dense, small_session
 
 BASE = dict(
     seed=11,
@@ -178,12 +178,6 @@ def test_levenberg_marquardt_jacobian_keeps_samples_fitted_exactly():
     s.targets_train[:5] = s.predict(s.x_train[:5])  # five samples fitted exactly
     theta = s.model.theta.copy()
     jac = s.context.jacobian(theta)
-    numeric = np.zeros_like(jac)
-    for i in range(theta.size):
-        h = 1e-6 * max(1.0, abs(theta[i]))
-        up, down = theta.copy(), theta.copy()
-        up[i] += h
-        down[i] -= h
-        numeric[:, i] = (s.context.residuals(up) - s.context.residuals(down)) / (2 * h)
+    numeric = central_differences(s.context.residuals, theta)
     assert np.abs(jac[:5]).max() > 0.0
     np.testing.assert_allclose(jac, numeric, rtol=1e-6, atol=1e-9)

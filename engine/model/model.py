@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from gradient_lab.engine.memory import available_bytes, size_text
-from gradient_lab.engine.model.calls import Runner
+from gradient_lab.engine.model.calls import Runner, walk_calls
 from gradient_lab.engine.model.tree import Node, Slot, pack_node
 from gradient_lab.engine.plugin_api import BuildContext, Call, Initializer, Layer, PluginError
 
@@ -276,8 +276,7 @@ class Model:
 
 
 def _reopen(call: Call) -> None:
-    """Let a recorded call run its backward again (one Jacobian row per output)."""
-    call.backward_done = False
-    for children in call.children.values():
-        for child in children:
-            _reopen(child)
+    """Let a recorded call (and its children's) run its backward again (one Jacobian row per
+    output)."""
+    for record in walk_calls([call]):
+        record.backward_done = False
