@@ -25,7 +25,7 @@ AVERAGE = Param(
 
 
 def _labels(y: np.ndarray) -> np.ndarray:
-    return np.asarray(y).astype(np.int64).ravel()
+    return np.asarray(y).astype(np.int64, copy=False).ravel()
 
 
 def _n_classes(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None) -> int:
@@ -92,7 +92,7 @@ class Accuracy(Metric):
 
     def compute(self, y_true, y_pred, scores):
         t, p = _labels(y_true), _labels(y_pred)
-        return float(np.mean(t == p)) if len(t) else math.nan
+        return np.count_nonzero(t == p) / len(t) if len(t) else math.nan
 
 
 class Precision(_PerClass):

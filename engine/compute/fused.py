@@ -230,8 +230,8 @@ class FusedNet:
             kw["batch_size"], kw["lrs"], kw["loss_code"], kw["loss_hp"],
             kw["fuse_softmax_ce"], kw["opt_code"], kw["opt_hp"], kw["step"], kw["slots"],
             kw["reg_code"], kw["reg_val"], self.acts, self.pre, self.dacts, self.dz,
-            self.targets, self.fn, self.dfn, kw["losses"], kw["snap_at"], kw["snaps"],
-            self.blas_above,
+            self.targets, self.fn, self.dfn, kw["losses"], kw["outputs"], kw["snap_at"],
+            kw["snaps"], self.blas_above,
         )  # fmt: skip
         return int(self._compiled_train_steps(args)(*args))
 
@@ -296,6 +296,7 @@ class FusedNet:
                 kernels.NO_FUNCTION,
                 kernels.NO_DERIVATIVE,
                 np.zeros(1),
+                np.zeros(2, dt),
                 np.zeros(0, dtype=np.int64),
                 np.zeros((0, 3, 4), dt),
                 blas_above,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ from gradient_lab.engine.training.edits import (
     hyper_state,
     restore_hypers,
 )
+from gradient_lab.engine.training.epoch_progress import EpochProgress
 from gradient_lab.engine.training.events import Events
 from gradient_lab.engine.training.experiment import Experiment
 from gradient_lab.engine.training.history import History
@@ -86,7 +88,11 @@ class Checkpoint:
     opt_state: dict[str, np.ndarray]
     rng_state: Any
     noise_state: Any  # the generator layers draw from while training (dropout, sampling)
-    epoch_loss: tuple[float, int]  # running sum and count of this epoch's step losses
+    progress: EpochProgress  # this epoch's step losses and outputs so far
+
+
+# the state at an epoch's end: parameters, the last gradient, and the epoch's sample order
+EpochEnd = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -273,14 +279,20 @@ class Session:
         self.edits = EditLog()
         self._initial_hypers = hyper_state(self)
 
-        self._layer_ranges = {
-            k: (slots[0].offset, slots[-1].offset + slots[-1].size)
+        # A top-level layer's weights, its children's included, are one contiguous range of
+        # theta: each element's layer (one more for none) and the norms' names, interleaved.
+        ranges = [
+            (k, slots[0].offset, slots[-1].offset + slots[-1].size)
             for k in range(len(self.model.layers))
             if (slots := self.model.layer_slots(k))
-        }
+        ]
+        self._norm_bins = np.full(self.model.n_params, len(ranges), dtype=np.int64)
+        for i, (_, start, stop) in enumerate(ranges):
+            self._norm_bins[start:stop] = i
+        self._norm_keys = [f"layers.{k}.{w}_norm" for k, *_ in ranges for w in ("weight", "grad")]
         self.diverged: Divergence | None = None
         self.last_loss = math.nan
-        self._epoch_loss_sum, self._epoch_loss_count = 0.0, 0
+        self.progress = EpochProgress(len(self.x_train))
         self._batch = (0, 0)
         self._calls: list[Call] = []
         self.last_loss_terms: dict[str, float] = {}
@@ -562,7 +574,7 @@ class Session:
             next_edit = self.edits.next_after(self.step)
             if next_edit is not None:
                 chunk = min(chunk, next_edit - self.step)
-            if self.evaluate_epochs or self.fused is None:
+            if self.fused is None:
                 chunk = min(chunk, self.steps_per_epoch - self.batch_in_epoch)
             for every, _ in self.recorders:
                 chunk = min(chunk, every - self.step % every)
@@ -660,6 +672,7 @@ class Session:
         if self.fused is not None:
             assert self.rules is not None
             value = self.fused.loss(self.rules[0], loss_hp(self.loss), bs)
+            pred = self.fused.y(len(self.model.layers) - 1, bs)
         else:
             pred = self._acts[-1]
             self.last_loss_terms = layer_losses(self._calls)
@@ -667,6 +680,8 @@ class Session:
             self._dy = self.loss.grad(pred, self._tb)
             self.model.grad[...] = 0.0
         self.last_loss = value
+        if self.evaluate_epochs:
+            self.progress.add_outputs(self._batch[0], pred)
         if not math.isfinite(value):
             self._diverge("loss")
         return value
@@ -743,10 +758,14 @@ class Session:
                 if self.diverged is not None:
                     return i
             return n
-        n, snap_at = self.snapshots.plan(self.step, n)  # shorter if the buffer would overflow
+        records = self.evaluate_epochs
+        epoch_ends = self._epoch_ends(n) if records else np.zeros(0, dtype=np.int64)
+        # shorter if the buffer would overflow; epoch ends get the state their record needs
+        n, snap_at = self.snapshots.plan(self.step, n, also=epoch_ends)
         order, starts, sizes, perms = self._plan_batches(n)
         lrs = self._learning_rates(n)
         losses = np.full(n, np.nan)
+        outputs = self._chunk_outputs(len(order) if records else 0)
         loss_code, opt_code, reg_code, reg_val = self.rules
         done = self.fused.run(
             update=self.last_update,
@@ -766,17 +785,45 @@ class Session:
             reg_code=reg_code,
             reg_val=reg_val,
             losses=losses,
+            outputs=outputs.reshape(-1),
             snap_at=snap_at,
             snaps=self.snapshots.buffer,
         )
         last = min(done, n - 1)
-        self.perm = perms[int(starts[last]) // len(self.x_train)]
-        self._finish_steps(losses[:done], snapshots_taken=True)
+        n_train = len(self.x_train)
+        self.perm = perms[int(starts[last]) // n_train]
+
+        def epoch_end(index: int) -> EpochEnd:
+            """The state after run step ``index``, an epoch's last, and the epoch's order;
+            its outputs go to the epoch's progress."""
+            theta, grad, _ = self.snapshots.taken_after(index)
+            epoch = int(starts[index]) // n_train
+            self.progress.add_outputs(0, outputs[epoch * n_train : (epoch + 1) * n_train])
+            return theta, grad, perms[epoch]
+
+        self._finish_steps(losses[:done], True, epoch_end if records else None)
+        if records and self.batch_in_epoch:  # the epoch in progress keeps its outputs so far
+            first = int(starts[last]) // n_train * n_train
+            self.progress.add_outputs(0, outputs[first : int(starts[last] + sizes[last])])
         if done < n:
             self._locate_divergence(order, int(starts[done]), int(sizes[done]))
         else:
             self._batch = (int(starts[-1]) % len(self.x_train), int(sizes[-1]))
         return done
+
+    def _epoch_ends(self, n: int) -> np.ndarray:
+        """Indices among the next n steps of the steps that end an epoch."""
+        first = self.steps_per_epoch - 1 - self.batch_in_epoch
+        return np.arange(first, n, self.steps_per_epoch, dtype=np.int64)
+
+    def _chunk_outputs(self, positions: int) -> np.ndarray:
+        """The buffer a compiled run writes its outputs into, one row per position of its
+        sample order; it starts with the outputs the epoch in progress has recorded."""
+        assert self.fused is not None
+        outputs = np.empty((positions, int(self.fused.n_out[-1])), dtype=self.dtype)
+        if positions and self.progress.filled and self.progress.outputs is not None:
+            outputs[: self.progress.filled] = self.progress.outputs[: self.progress.filled]
+        return outputs
 
     def _plan_batches(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
         """The sample order for the next n steps (drawing each new epoch's permutation in turn,
@@ -825,9 +872,16 @@ class Session:
     def _finish_step(self, loss: float) -> None:
         self._finish_steps(np.array([loss]))
 
-    def _finish_steps(self, losses: np.ndarray, snapshots_taken: bool = False) -> None:
+    def _finish_steps(
+        self,
+        losses: np.ndarray,
+        snapshots_taken: bool = False,
+        epoch_end: Callable[[int], EpochEnd] | None = None,
+    ) -> None:
         """Record steps done in bulk: history, counters, every epoch end among them, and the
-        recorders' calls (from the compiled loop's snapshots when it took them)."""
+        recorders' calls (from the compiled loop's snapshots when it took them). ``epoch_end``
+        gives the state at the i-th step's end when it ends an epoch (default: the session's
+        own state, which is that one after a single step)."""
         n = len(losses)
         if not n:
             return
@@ -837,12 +891,15 @@ class Session:
         self.history.steps.extend(self.step + np.arange(n), epochs, losses)
         start = 0
         for end in np.nonzero((position + 1) % self.steps_per_epoch == 0)[0]:
-            self._add_epoch_losses(losses[start : end + 1])
+            self.progress.add_losses(losses[start : end + 1])
             self.step += int(end + 1 - start)
             self.batch_in_epoch, start = 0, int(end + 1)
             self.epoch += 1
-            self._end_epoch()
-        self._add_epoch_losses(losses[start:])
+            if epoch_end is None:
+                self._end_epoch(self.model.theta, self.model.grad, self.perm)
+            else:
+                self._end_epoch(*epoch_end(int(end)))
+        self.progress.add_losses(losses[start:])
         self.step += n - start
         self.batch_in_epoch += n - start
         self.events.emit("step_done", step=self.step, loss=float(losses[-1]))
@@ -856,58 +913,62 @@ class Session:
             if self.step % every == 0:
                 record(self)
 
-    def _add_epoch_losses(self, losses: np.ndarray) -> None:
-        self._epoch_loss_sum += float(losses.sum())
-        self._epoch_loss_count += len(losses)
-
-    def _end_epoch(self) -> None:
+    def _end_epoch(self, theta: np.ndarray, grad: np.ndarray, perm: np.ndarray) -> None:
+        """The epoch's record, from its progress and the state at its end."""
         record: dict[str, Any] = {
             "epoch": self.epoch,
             "step": self.step,
-            "train_loss": self._epoch_loss_sum / self._epoch_loss_count
-            if self._epoch_loss_count
-            else math.nan,
+            "train_loss": self.progress.train_loss(),
             "lr": self.lr_at(self.step - 1),
         }
-        self._epoch_loss_sum, self._epoch_loss_count = 0.0, 0
         if self.owned is not None:
             record.update(self.history.component_means(self.step - self.steps_per_epoch))
         elif self.evaluate_epochs:
-            record.update(self._epoch_evaluation())
-            self.history.add_norms(self.layer_norms())
+            record.update(self._epoch_evaluation(theta, self.progress.rows(perm)))
+            self.history.add_norms(self.layer_norms(theta, grad))
+        self.progress.reset()
         self.history.add_epoch(record)
         self.events.emit("epoch_done", epoch=self.epoch, record=record)
 
-    def _epoch_evaluation(self) -> dict[str, Any]:
-        """Validation loss and every metric on both splits, from one pass over each."""
+    def _epoch_evaluation(self, theta: np.ndarray, train: np.ndarray | None) -> dict[str, Any]:
+        """Every metric on both splits and the validation loss: on the training split from
+        ``train``, the outputs the epoch's steps computed (a pass over the data at ``theta``
+        when the epoch did not record them all), on the validation split from a pass over it
+        at ``theta``, the weights at the epoch's end."""
         result: dict[str, Any] = {}
         splits = ("train", "val") if len(self.data.X_val) else ("train",)
         for split in splits:
-            x = self.x_train if split == "train" else self.data.X_val
-            out = self._epoch_outputs(x)
+            if split == "train":
+                out = self._epoch_outputs(self.x_train, theta) if train is None else train
+            else:
+                out = self._epoch_outputs(self.data.X_val, theta)
             if split == "val":
                 result["val_loss"] = self.evaluate("val", outputs=out)["loss"]
             for name, value in self.evaluate(split, False, outputs=out).items():
                 result[f"{split}_{name}"] = value
         return result
 
-    def _epoch_outputs(self, x: np.ndarray) -> np.ndarray:
-        """The outputs an epoch's record is computed from: in one compiled pass on the fused
-        path (the training batch's buffers untouched), else through the layers."""
+    def _epoch_outputs(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Outputs at ``theta`` for an epoch's record: in one compiled pass on the fused path
+        (the training batch's buffers untouched), else through the layers, whose ``theta``
+        is the model's own (that path ends one epoch at a time)."""
         if self.fused is not None:
-            return self.fused.outputs(np.ascontiguousarray(x, dtype=self.dtype))
+            return self.fused.outputs(np.ascontiguousarray(x, dtype=self.dtype), theta)
         return self.predict(x)
 
-    def layer_norms(self) -> dict[str, Any]:
-        """Gradient and weight L2 norms per layer (last gradient computed). A top-level layer's
-        weights, its children's included, are one contiguous range of theta."""
-        record: dict[str, Any] = {"step": self.step}
-        theta, grad = self.model.theta, self.model.grad
-        for k, (start, stop) in self._layer_ranges.items():
-            w, g = theta[start:stop], grad[start:stop]
-            record[f"layers.{k}.weight_norm"] = math.sqrt(float(w @ w))
-            record[f"layers.{k}.grad_norm"] = math.sqrt(float(g @ g))
-        return record
+    def layer_norms(
+        self, theta: np.ndarray | None = None, grad: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Weight and gradient L2 norms per top-level layer (default: the model's weights and
+        the last gradient), summed in theta's order."""
+        theta = self.model.theta if theta is None else theta
+        grad = self.model.grad if grad is None else grad
+        n = len(self._norm_keys) // 2
+        squares = np.empty(2 * n)
+        squares[0::2] = np.bincount(self._norm_bins, theta * theta, n + 1)[:n]
+        squares[1::2] = np.bincount(self._norm_bins, grad * grad, n + 1)[:n]
+        norms = dict(zip(self._norm_keys, np.sqrt(squares).tolist(), strict=True))
+        return {"step": self.step, **norms}
 
     # ---------------------------------------------------------------- evaluation
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -1044,7 +1105,7 @@ class Session:
                 self.optimizer_state(),
                 self.rng.bit_generator.state,
                 self.noise.bit_generator.state,
-                (self._epoch_loss_sum, self._epoch_loss_count),
+                self.progress.saved(),
             )
         )
         if len(self.checkpoints) > self.checkpoint_capacity:
@@ -1082,7 +1143,7 @@ class Session:
         self.diverged = None
         self.history.rewind_to(base.step)
         self.checkpoints = [c for c in self.checkpoints if c.step <= base.step]
-        self._epoch_loss_sum, self._epoch_loss_count = base.epoch_loss
+        self.progress.restore(base.progress)
         restore_hypers(self, self._initial_hypers)
         for edit in self.edits.before(base.step):
             if edit.kind != "weight":  # the checkpoint holds the weights they set

@@ -31,20 +31,34 @@ class Snapshots:
 
     def add(self, every: int, record: StateRecorder) -> None:
         self.recorders.append((every, record))
+        self._allocate()
+
+    def _allocate(self) -> None:
         if not len(self.buffer):
             self.buffer = np.zeros((self.capacity, 3, self._n_params), dtype=self._dtype)
 
-    def plan(self, step: int, n: int) -> tuple[int, np.ndarray]:
+    def plan(self, step: int, n: int, also: np.ndarray | None = None) -> tuple[int, np.ndarray]:
         """For a run of up to ``n`` steps after ``step``: how many steps it may take before the
-        buffer is full, and the indices in the run (0 = the step after ``step``) to snapshot."""
+        buffer is full, and the indices in the run (0 = the step after ``step``) to snapshot:
+        the recorders' steps and the indices ``also`` asks for (the ends of epochs)."""
         firsts = [((-(step + 1)) % every, every) for every, _ in self.recorders]
         # each recorder's first `capacity` steps: the union's first `capacity` are then exact
         wanted = [np.arange(i, min(n, i + self.capacity * e), e) for i, e in firsts]
+        if also is not None and len(also):
+            self._allocate()
+            wanted.append(also[: self.capacity])
         at = np.unique(np.concatenate(wanted)) if wanted else self._at[:0]
         if len(at) >= self.capacity:
             n = min(n, int(at[self.capacity - 1]) + 1)
         self._at = at[at < n]
         return n, self._at
+
+    def taken_after(self, index: int) -> np.ndarray:
+        """The (parameters, gradient, update) the last planned run copied after its step
+        ``index``, which the plan included."""
+        j = int(np.searchsorted(self._at, index))
+        assert j < len(self._at) and self._at[j] == index, "no snapshot planned there"
+        return self.buffer[j]
 
     def deliver(self, step: int, done: int) -> None:
         """Call the recorders with the snapshots of the last planned run, which took ``done``
