@@ -50,18 +50,29 @@ def wait_until(condition, timeout=WAIT):
 
 
 def test_the_session_is_built_and_trained_on_the_worker_thread(service):
-    threads = []
+    """Built and trained on the worker; the kernels a fast run does not need (stepping phase by
+    phase) compile on a thread of their own after the build, so playing can start at once."""
+    heard = []
+
+    def listen(event, payload):
+        heard.append((event, payload.get("kernel"), threading.current_thread().name))
+
     svc = SessionService(experiment())
-    svc.subscribe(lambda event, payload: threads.append((event, threading.current_thread().name)))
+    svc.subscribe(listen)
     svc.start()
     try:
         first = svc.wait_built(WAIT)
         assert first.step == 0 and first.next_phase == "select batch"
         svc.step().result(WAIT)
-        assert {name for _, name in threads} == {"gradient-lab session"}
-        assert ("built", "gradient-lab session") in threads
+        svc._compiler.join(WAIT)
     finally:
         svc.close()
+    worker = {(e, k) for e, k, name in heard if name == "gradient-lab session"}
+    compiler = [k for e, k, name in heard if name == "gradient-lab compile"]
+    assert {e for e, _, _ in heard} - {"compiling"} == {e for e, _ in worker} - {"compiling"}
+    assert ("built", None) in worker and ("compiling", "training step") in worker
+    assert compiler[0] == "layer phases" and compiler[-1] == "done"
+    assert ("compiling", "layer phases") not in worker
 
 
 def test_commands_step_phases_steps_and_epochs(service):

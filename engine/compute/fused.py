@@ -249,7 +249,7 @@ class FusedNet:
     @staticmethod
     def warm_up_steps(dtype: Any, blas_above: int | None) -> list[tuple[str, Any]]:
         """Tiny calls that compile every kernel for ``dtype`` and ``blas_above`` (or load them
-        from the disk cache)."""
+        from the disk cache); the first ``FIRST_NEEDED`` are what a fast run needs."""
         dt = np.dtype(dtype)
         theta = np.ones(4, dtype=dt)
         net = (
@@ -302,6 +302,10 @@ class FusedNet:
                 blas_above,
             )
 
+        def epoch_outputs() -> None:
+            acts, pre = np.zeros(6, dt), np.zeros(4, dt)
+            kernels.forward_all(net, theta, acts, pre, 2, 1, kernels.NO_FUNCTION, blas_above)
+
         def phases() -> None:
             acts, pre, d = np.zeros(6, dt), np.zeros(2, dt), np.zeros(6, dt)
             spec = kernels.layer_spec(net, 0, blas_above)
@@ -337,6 +341,7 @@ class FusedNet:
 
         return [
             ("training step", train),
+            ("epoch outputs", epoch_outputs),
             ("layer phases", phases),
             ("optimizer update", optimizer),
             ("activations", activations),
@@ -344,17 +349,25 @@ class FusedNet:
 
 
 CompileProgress = Callable[[str, int, int], None]
+# A fast run (``gradient-lab run``, playing) needs the first two kernels of warm_up_steps: the
+# training loop and the forward pass of the epochs' validation; the rest serve stepping phase by
+# phase. On a fresh machine the first two take about two thirds of the compile.
+FIRST_NEEDED = 2
 
 
 def warm_up(
-    progress: CompileProgress | None = None, dtype: Any = np.float64, blas_above: int | None = None
+    progress: CompileProgress | None = None,
+    dtype: Any = np.float64,
+    blas_above: int | None = None,
+    part: slice = slice(None),
 ) -> float:
-    """Compile (or load from the disk cache) every kernel for ``dtype``, in the variant with or
-    without BLAS (``kernels.matmul``); return the seconds taken.
+    """Compile (or load from the disk cache) the kernels for ``dtype``, in the variant with or
+    without BLAS (``kernels.matmul``): ``part`` of ``FusedNet.warm_up_steps`` (default all;
+    ``slice(FIRST_NEEDED)`` for a fast run); return the seconds taken.
 
     ``progress(kernel_name, done, total)`` is called before each kernel and once at the end."""
     started = time.perf_counter()
-    steps = FusedNet.warm_up_steps(dtype, blas_above)
+    steps = FusedNet.warm_up_steps(dtype, blas_above)[part]
     for done, (label, run) in enumerate(steps):
         if progress is not None:
             progress(label, done, len(steps))

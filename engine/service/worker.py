@@ -63,6 +63,7 @@ class SessionService:
         self._last_publish = 0.0
         self._next_tick = 0.0
         self._thread = threading.Thread(target=self._run, name="gradient-lab session", daemon=True)
+        self._compiler: threading.Thread | None = None
 
     # ------------------------------------------------------------------ life
     def start(self) -> SessionService:
@@ -82,8 +83,9 @@ class SessionService:
         """Stop playing and end the worker thread."""
         self._pause_requested.set()
         self._commands.put(None)
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        for thread in (self._thread, self._compiler):
+            if thread is not None and thread.is_alive():
+                thread.join(timeout)
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -92,7 +94,8 @@ class SessionService:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """``listener(event, payload)`` is called on the worker thread for "snapshot",
-        "compiling", "state_changed", "diverged", "rewound", "error" and "built"; a Qt view
+        "compiling", "state_changed", "diverged", "rewound", "error" and "built" ("compiling"
+        also on the thread that compiles the stepping kernels after the build); a Qt view
         passes it on to its own thread (a queued signal). Returns an unsubscribe function."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
@@ -212,6 +215,11 @@ class SessionService:
             return False
         self._built.set()
         self._emit("built", {})
+        # what a fast run does not need compiles beside it: playing can start at once
+        self._compiler = threading.Thread(
+            target=session.compile_stepping, name="gradient-lab compile", daemon=True
+        )
+        self._compiler.start()
         return True
 
     def _compiling(self, kernel: str, done: int, total: int) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from gradient_lab.engine.compute import kernels
 from gradient_lab.engine.compute.fused import (
+    FIRST_NEEDED,
     FusedNet,
     inline_rules,
     loss_hp,
@@ -255,13 +256,7 @@ class Session:
         self.slots = self._pack_optimizer_slots() if rules else None
         if self.fused is not None:
             self.fused.reserve(self.batch_size)
-            warm_up(
-                lambda label, done, total: self.events.emit(
-                    "compiling", kernel=label, done=done, total=total
-                ),
-                self.dtype,
-                self.fused.blas_above,
-            )
+            self._compile(slice(FIRST_NEEDED))  # the rest when stepping first needs it
 
         self.history = History()
         self.recorders: list[tuple[int, Any]] = []
@@ -301,6 +296,23 @@ class Session:
         self._save_checkpoint()
 
     # ---------------------------------------------------------------- construction helpers
+    def _compile(self, part: slice) -> None:
+        assert self.fused is not None
+        warm_up(
+            lambda label, done, total: self.events.emit(
+                "compiling", kernel=label, done=done, total=total
+            ),
+            self.dtype,
+            self.fused.blas_above,
+            part,
+        )
+
+    def compile_stepping(self) -> None:
+        """Compile (or load) the kernels stepping phase by phase uses, which a fast run does
+        not: a window calls it in the background once the session is built, else the first
+        phase step compiles them."""
+        if self.fused is not None:
+            self._compile(slice(FIRST_NEEDED, None))
     def _architecture(self) -> Any:
         spec = self.experiment.model.architecture
         if spec is None:
