@@ -442,3 +442,27 @@ def test_a_rewind_drops_later_records_even_without_replaying():
     np.testing.assert_array_equal(latest["update_ratio"], recorder.arrays()["update_ratio"][-1])
     session.rewind(0)
     assert len(recorder.steps) == 0 and recorder.latest()["steps"] == -1
+
+
+def test_the_health_view_descends_into_a_composite_layers_children():
+    """A transformer block's dense children are layers of their own in the health records,
+    counted from their own pre-activations and activations on the data."""
+    text = experiment_text(
+        [dense(8, "tanh"), '{ type = "transformer_block", heads = 2, activation = "relu" }',
+         dense(4, "linear")],
+        dataset="delayed_copy", data="n = 40\nlength = 5", loss="cross_entropy", validation=0.0,
+    )  # fmt: skip
+    session = session_of(text)
+    session.run_steps(6)
+    health = layer_health(session)
+    for path in ("layers.1.fc1", "layers.1.fc2"):
+        assert path in health, sorted(health)
+    assert "layers.1.attn.W_q" in health  # a child's parameters are there by path too
+    _, calls = session.model.trace(session.x_train, training=False)
+    fc1 = calls[1].children["fc1"][0]
+    z, y = fc1.observed["pre_activation"], fc1.observed["activation"]
+    entry = health["layers.1.fc1"]
+    assert entry["activation"] == "relu"
+    assert entry["activation_histogram"].sum() == y.size == z.size
+    per_unit = z.reshape(-1, z.shape[-1])
+    assert entry["dead_fraction"] == pytest.approx(np.mean(np.all(per_unit <= 0, axis=0)))

@@ -20,7 +20,7 @@ explode or keep their size through depth.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import numpy as np
 
 from gradient_lab.engine.compute import kernels
 from gradient_lab.engine.files import atomic_save_npz as save_npz
+from gradient_lab.engine.model.calls import walk_calls
 from gradient_lab.engine.training.evaluation import EvalData, eval_data
 
 __all__ = [
@@ -413,22 +414,24 @@ class HealthRecorder:
         fused = getattr(session, "fused", None)
         self._fused = fused
         if fused is not None:
-            self.layer_indices = list(range(len(model.layers)))
+            self.layer_keys = [f"layers.{k}" for k in range(len(model.layers))]
+            activations = [layer.output_activation() for layer in model.layers]
             width = int(max(fused.n_out.max(), 1))
             rows = len(self._x) * width
             self._z_buf = np.zeros((len(model.layers), rows), dtype=model.dtype)
             self._y_buf = np.zeros((len(model.layers), rows), dtype=model.dtype)
         else:
-            self.layer_indices = self._observed_layers()
-        self.layer_keys = [f"layers.{k}" for k in self.layer_indices]
-        self.layer_activations = [model.layers[k].output_activation() for k in self.layer_indices]
+            calls = self._observed_calls()
+            self.layer_keys = [c.path for c in calls]
+            activations = [c.node.layer.output_activation() for c in calls]
+        self.layer_activations = activations
         kinds = [_unit_kind(a) for a in self.layer_activations]
         self._kinds = np.array([k[0] for k in kinds], dtype=np.int64)
         self._los = np.array([k[1] for k in kinds], dtype=np.float64)
         self._his = np.array([k[2] for k in kinds], dtype=np.float64)
         b = self.bins
         self._p_lookup, self._a_lookup = _lookup(b.pre_activation), _lookup(b.activation)
-        n = len(self.layer_indices)
+        n = len(self.layer_keys)
         self.data_records = _Records(
             capacity,
             self.data_every,
@@ -439,12 +442,15 @@ class HealthRecorder:
             },
         )
 
-    def _observed_layers(self) -> list[int]:
-        """Top-level layers that report both a pre-activation and an activation."""
+    def _observed_calls(self) -> list[Any]:
+        """The layers, a composite's children included (by path, the first call of each),
+        that report both a pre-activation and an activation."""
         _, calls = self.model.trace(self._x[:1], training=False)
-        return [
-            k for k, c in enumerate(calls) if {"pre_activation", "activation"} <= set(c.observed)
-        ]
+        return list(
+            _first_calls(
+                calls, lambda c: {"pre_activation", "activation"} <= set(c.observed)
+            ).values()
+        )
 
     # -------------------------------------------------------------- recording
     def record(
@@ -517,8 +523,9 @@ class HealthRecorder:
             )
             return
         _, calls = self.model.trace(self._x, training=False)
-        for i, k in enumerate(self.layer_indices):
-            observed = calls[k].observed
+        by_path = _first_calls(calls)
+        for i, path in enumerate(self.layer_keys):
+            observed = by_path[path].observed
             z = _rows(observed["pre_activation"])
             y = _rows(observed["activation"])
             _layer_data_stats(
@@ -618,6 +625,17 @@ class HealthRecorder:
     def save(self, path: str | Path) -> None:
         """Write ``arrays()`` to an .npz file (keys documented there)."""
         save_npz(path, self.arrays())
+
+
+def _first_calls(
+    calls: list[Any], wanted: Callable[[Any], bool] = lambda c: True
+) -> dict[str, Any]:
+    """The first call of each layer path (children included) that is ``wanted``."""
+    first: dict[str, Any] = {}
+    for call in walk_calls(calls):
+        if call.path not in first and wanted(call):
+            first[call.path] = call
+    return first
 
 
 def _rows(values: np.ndarray) -> np.ndarray:
