@@ -131,6 +131,29 @@ def test_os_exit_at_import_ends_neither_listing_nor_run(folder, tmp_path, capsys
     assert (out / "history.csv").is_file() and (out / "summary.json").is_file()
 
 
+def test_plugins_check_of_a_file_survives_what_the_scan_survives(folder, monkeypatch, capsys):
+    """``plugins check FILE.py`` scans the file in a worker first: a loop or an exit at import,
+    or a loop in one plugin's check, is reported from there; its neighbour gets the full check."""
+    monkeypatch.setenv("GRADIENT_LAB_CHECK_TIMEOUT", "5")
+    (folder / "spin.py").write_text("while True:\n    pass\n")
+    (folder / "quit.py").write_text("import os\n\nos._exit(3)\n")
+    text = activation("spin_f", f="while True:\n            pass")
+    text += "\n\n" + activation("calm").split("\n", 1)[1].replace("Plugin", "Calm")
+    (folder / "spin_check.py").write_text(text + "PLUGINS = [Plugin, Calm]\n")
+    for name, reason in (
+        ("spin.py", f"did not finish importing within {IMPORT_LIMIT} s"),
+        ("quit.py", "ended the process with exit code 3 at import"),
+    ):
+        assert main(["plugins", "check", str(folder / name)]) == 1
+        out = capsys.readouterr().out
+        assert f"FAIL  import: {reason}" in out, out
+    assert main(["plugins", "check", str(folder / "spin_check.py")]) == 1
+    out = capsys.readouterr().out
+    assert "activation calm (folder): PASS" in out
+    assert "FAIL  check in a worker process: did not finish its conformance check within 5 s" in out
+    assert out.rstrip().endswith("1 passed, 1 failed")
+
+
 LOUD = "import os\n\nprint('hello from a plugin')\nos.write(1, b'straight to fd 1\\n')\n"
 
 

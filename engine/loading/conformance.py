@@ -47,6 +47,7 @@ from gradient_lab.engine.loading.checks.training_setup import (
     regularizer_checks,
     schedule_checks,
 )
+from gradient_lab.engine.loading.manifest import Item
 from gradient_lab.engine.loading.registry import (
     PluginRecord,
     Registry,
@@ -54,6 +55,7 @@ from gradient_lab.engine.loading.registry import (
     load_sources,
     one_line,
 )
+from gradient_lab.engine.loading.scan import scan
 
 __all__ = [
     "CheckFailed",
@@ -105,18 +107,35 @@ def check_name(name: str, registry: Registry) -> list[tuple[PluginRecord, CheckR
 
 
 def check_path(path: str | Path) -> list[tuple[PluginRecord, CheckReport]]:
-    """Check the plugins of one drop-in file, loaded next to the built-ins only."""
+    """Check the plugins of one drop-in file, loaded next to the built-ins only.
+
+    The file is scanned first in a worker process under the scan's time limits (``scan``): one
+    that loops, ends the process or crashes at import, or in a plugin's check, is reported from
+    there and never imported here; the rest get the full check in this process."""
     path = Path(path)
-    registry = load_sources(safe_mode=True)
+    [entry] = scan([Item("file", path.stem, "folder", str(path))])
+    if entry.status != "ok":
+        return [_import_failure(path, entry.error)]
     try:
-        module = load_file(path)
+        registry = load_sources(safe_mode=True)
+        registry.add_module(load_file(path), "folder", str(path))
     except BaseException as exc:  # a drop-in's SystemExit must not end the check either
-        record = PluginRecord(path.stem, "module", "folder", str(path), None, "", "failed")
-        record.error = one_line(exc)
-        report = CheckReport("module", path.stem, [CheckItem("import", False, record.error)])
-        return [(record, report)]
-    registry.add_module(module, "folder", str(path))
-    return [_check_record(r, registry) for r in registry.records if r.origin == str(path)]
+        return [_import_failure(path, one_line(exc))]
+    unsafe = {p.name: p.error for p in entry.plugins if p.status == "failed"}
+    results = []
+    for record in (r for r in registry.records if r.origin == str(path)):
+        if record.name in unsafe and record.ok:  # its check did not survive the worker
+            item = CheckItem("check in a worker process", False, unsafe[record.name])
+            results.append((record, CheckReport(record.kind, record.name, [item])))
+        else:
+            results.append(_check_record(record, registry))
+    return results
+
+
+def _import_failure(path: Path, error: str) -> tuple[PluginRecord, CheckReport]:
+    record = PluginRecord(path.stem, "module", "folder", str(path), None, "", "failed")
+    record.error = error
+    return record, CheckReport("module", path.stem, [CheckItem("import", False, error)])
 
 
 def _check_record(record: PluginRecord, registry: Registry) -> tuple[PluginRecord, CheckReport]:
