@@ -17,7 +17,7 @@ WORKLOADS = [
     "W1 service",
     "W5 landscape",
 ]
-SERVICE = {"of_bare", "pause_ms", "note"}  # W1 through the session service, against bare W1
+SERVICE = {"bare_value", "of_bare", "pause_ms", "note"}  # W1 through the service, and a bare twin
 AS_RUN = {"bare_value", "of_bare", "note"}  # W1 recorded at every epoch end, and its twin without
 UNITS = {name: "s/grid" if name == "W5 landscape" else "steps/s" for name in WORKLOADS}
 
@@ -47,8 +47,8 @@ def test_quick_json_has_every_workload_and_positive_values(capsys):
     landscape = records[-1]
     assert 0 < landscape["first_picture_s"] <= landscape["value"]
     as_run, service = records[3], records[4]
-    assert as_run["of_bare"] == pytest.approx(as_run["value"] / as_run["bare_value"])
-    assert service["of_bare"] == pytest.approx(service["value"] / records[0]["value"])
+    for paired in (as_run, service):  # a share of a twin's speed measured in the same rounds
+        assert paired["of_bare"] > 0 and paired["bare_value"] > 0
     assert service["pause_ms"] > 0
 
 

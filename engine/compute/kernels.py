@@ -510,12 +510,15 @@ def loss_and_grad(code, p, t, hp0, dp):
             for j in range(1, m):
                 top = max(top, p[i, j])
             s = 0.0
-            for j in range(m):
-                s += math.exp(p[i, j] - top)
+            for j in range(m):  # e^(z - max) kept in dp: one exp an element
+                e = math.exp(p[i, j] - top)
+                dp[i, j] = e
+                s += e
             lse = top + math.log(s)
+            weight = _row_sum(t, i) * scale / s
             for j in range(m):
                 total += t[i, j] * (lse - p[i, j])
-                dp[i, j] = (math.exp(p[i, j] - lse) * _row_sum(t, i) - t[i, j]) * scale
+                dp[i, j] = dp[i, j] * weight - t[i, j] * scale
         return total * scale
     if code == LOSS_CE_PROBS:
         for i in range(n):

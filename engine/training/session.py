@@ -313,6 +313,7 @@ class Session:
         phase step compiles them."""
         if self.fused is not None:
             self._compile(slice(FIRST_NEEDED, None))
+
     def _architecture(self) -> Any:
         spec = self.experiment.model.architecture
         if spec is None:

@@ -191,13 +191,12 @@ def _flip(i, j, s, q, r, wb, db, u, v, x2):
     """Unit j of sample i changes side: its share of U, V, X changes by s times its terms."""
     sq = s * q[i, j]
     sr = s * r[i, j]
-    m1 = u.shape[1]
-    for h in range(m1):
-        u[i, h] += sq * wb[j, h]
-    for h in range(m1):
-        v[i, h] += sr * wb[j, h] + sq * db[j, h]
-    for h in range(m1):
-        x2[i, h] += sr * db[j, h]
+    for h in range(u.shape[1]):
+        w = wb[j, h]
+        d = db[j, h]
+        u[i, h] += sq * w
+        v[i, h] += sr * w + sq * d
+        x2[i, h] += sr * d
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
