@@ -64,7 +64,7 @@ def test_the_session_is_built_and_trained_on_the_worker_thread(service):
         first = svc.wait_built(WAIT)
         assert first.step == 0 and first.next_phase == "select batch"
         svc.step().result(WAIT)
-        svc._compiler.join(WAIT)
+        svc.wait_compiled(WAIT)
     finally:
         svc.close()
     worker = {(e, k) for e, k, name in heard if name == "gradient-lab session"}

@@ -79,6 +79,14 @@ class SessionService:
         assert self._snapshot is not None
         return self._snapshot
 
+    def wait_compiled(self, timeout: float | None = None) -> None:
+        """Return once the stepping kernels the service compiles after the build are ready."""
+        self.wait_built(timeout)
+        if self._compiler is not None:
+            self._compiler.join(timeout)
+            if self._compiler.is_alive():
+                raise TimeoutError("the stepping kernels are still compiling")
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop playing and end the worker thread."""
         self._pause_requested.set()
