@@ -120,14 +120,22 @@ def _tanh(x):
     return math.copysign(t, x)
 
 
+@jit_inline
+def _exp(x):
+    """math.exp(x), bit for bit, without the C library's slow path below -746, where e^x is 0.0
+    and a call took ten times as long (a landscape far from its center meets it at every
+    point)."""
+    return math.exp(x) if x > -746.0 else (0.0 if x == x else x)
+
+
 # The scalar sigmoid jitted code calls (array_math.sigmoid is the NumPy form for code outside the
 # kernels). Kept apart on purpose: it is typed for one float, and its exp form gives the fast
 # path's exact bits, which the conformance check compares with the sigmoid plugin.
 @jit
 def _sigmoid(x):
     if x >= 0.0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
+        return 1.0 / (1.0 + _exp(-x))
+    e = _exp(x)
     return e / (1.0 + e)
 
 
@@ -211,7 +219,7 @@ def activate(code, a, b, fn, z, zo, y, yo, n, m):
                 top = max(top, z[zr + j])
             total = 0.0
             for j in range(m):
-                e = math.exp(z[zr + j] - top)
+                e = _exp(z[zr + j] - top)
                 y[yr + j] = e
                 total += e
             for j in range(m):
@@ -493,7 +501,7 @@ def loss_and_grad(code, p, t, hp0, dp):
                     total -= y * max(math.log(q), -100.0) + (1.0 - y) * max(math.log1p(-q), -100.0)
                     dp[i, j] = (q - y) / max((1.0 - q) * q, 1e-12) * scale
                 elif code == LOSS_BCE_LOGITS:
-                    total += max(q, 0.0) - q * y + math.log1p(math.exp(-abs(q)))
+                    total += max(q, 0.0) - q * y + math.log1p(_exp(-abs(q)))
                     dp[i, j] = (_sigmoid(q) - y) * scale
                 else:
                     margin = hp0 - y * q
@@ -511,7 +519,7 @@ def loss_and_grad(code, p, t, hp0, dp):
                 top = max(top, p[i, j])
             s = 0.0
             for j in range(m):  # e^(z - max) kept in dp: one exp an element
-                e = math.exp(p[i, j] - top)
+                e = _exp(p[i, j] - top)
                 dp[i, j] = e
                 s += e
             lse = top + math.log(s)

@@ -113,6 +113,12 @@ class PlaneLoss:
     def fast(self) -> bool:
         return self.compiled is not None
 
+    @property
+    def sweeps_rows(self) -> bool:
+        """Whether points cost by grid row: a row's sweep costs nearly as much for a few of
+        its points as for all of them (every side change along it is applied either way)."""
+        return self.compiled is not None and self.compiled.slope is not None
+
     def __call__(self, a: Array, b: Array) -> Array:
         a = np.ascontiguousarray(a, dtype=np.float64)
         b = np.ascontiguousarray(b, dtype=np.float64)

@@ -95,7 +95,8 @@ class LandscapeJob:
 
     Creating the job snapshots the session (call it where the session is idle, e.g. between
     training calls); ``results()`` may then run anywhere while the session trains on. It yields
-    the coarse grid (every 4th point of 41, 11 x 11), partial refinements at most every
+    the coarse grid (every 4th point of 41, 11 x 11; with the compiled row sweep every 4th row
+    in full, 11 x 41, for about the same time), partial refinements at most every
     ``refresh`` seconds, and the final grid; after ``cancel()`` it yields the partial grid with
     ``cancelled`` set and stops. Every yield carries its own copies of the arrays.
 
@@ -253,7 +254,7 @@ class LandscapeJob:
                 time.perf_counter() - started,
             )
 
-        passes = self._passes(j0, i0)
+        passes = self._passes(j0, i0, plane.sweeps_rows)
         last_yield = time.perf_counter()
         for stage, (rows, cols) in enumerate(passes):
             jj, ii = np.meshgrid(rows, cols, indexing="ij")
@@ -277,11 +278,13 @@ class LandscapeJob:
                 last_yield = time.perf_counter()
         yield result(True)
 
-    def _passes(self, j0: int, i0: int) -> list[tuple[Array, Array]]:
-        """(rows, columns) of the coarse pass through the origin, then of the full grid."""
+    def _passes(self, j0: int, i0: int, whole_rows: bool) -> list[tuple[Array, Array]]:
+        """(rows, columns) of the coarse pass through the origin, then of the full grid. With
+        ``whole_rows`` the coarse rows are taken in full: sweeping a row costs nearly the same
+        for its coarse points as for all of them, and the full pass then skips those rows."""
         cx = coarse_indices(len(self.x), i0, self.coarse)
         cy = coarse_indices(len(self.y), j0, self.coarse)
-        passes = [(cy, cx)]
+        passes = [(cy, np.arange(len(self.x)) if whole_rows else cx)]
         if len(cx) < len(self.x) or len(cy) < len(self.y):
             passes.append((np.arange(len(self.y)), np.arange(len(self.x))))
         return passes
