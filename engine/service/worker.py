@@ -221,13 +221,15 @@ class SessionService:
             self._built.set()
             self._emit("error", {"error": exc})
             return False
-        self._built.set()
-        self._emit("built", {})
-        # what a fast run does not need compiles beside it: playing can start at once
-        self._compiler = threading.Thread(
+        # what a fast run does not need compiles beside it: playing can start at once (started
+        # before the build is announced, so whoever waits for it finds a thread to join)
+        compiler = threading.Thread(
             target=session.compile_stepping, name="gradient-lab compile", daemon=True
         )
-        self._compiler.start()
+        compiler.start()
+        self._compiler = compiler
+        self._built.set()
+        self._emit("built", {})
         return True
 
     def _compiling(self, kernel: str, done: int, total: int) -> None:
