@@ -19,6 +19,7 @@ install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test,peers]" ./tests/sample_plugin_pkg
 
 run: install
+	$(BIN)/python -m gradient_lab.app.platform_check --install
 	$(BIN)/gradient-lab
 
 lint: install-test

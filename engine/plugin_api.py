@@ -254,12 +254,15 @@ class Loss(Plugin):
     ``value(pred, target)`` returns a float and ``grad(pred, target)`` dL/dpred, both on arrays of
     shape (batch, outputs). ``target_encoding`` says how class labels become targets:
     ``"range"`` (the output activation's range, clipped to [-1, 1]), ``"zero_one"``,
-    ``"plus_minus_one"`` or ``"one_hot"``.
+    ``"plus_minus_one"`` or ``"one_hot"``. ``takes_logits`` says the loss applies its own
+    sigmoid: the model outputs raw scores, so a single output splits the classes at 0 (not
+    halfway between the target levels) and "auto" puts no activation after it.
     """
 
     kind: ClassVar[str] = "loss"
     inline: ClassVar[str] = ""
     target_encoding: ClassVar[str] = "range"
+    takes_logits: ClassVar[bool] = False
     task: ClassVar[str] = "any"
 
     def value(self, pred: np.ndarray, target: np.ndarray) -> float:

@@ -93,6 +93,7 @@ class BCEWithLogits(Loss):
     name = "bce_with_logits"
     inline = "bce_with_logits"
     target_encoding = "zero_one"
+    takes_logits = True
     formula = r"L = \frac{1}{N}\sum_i \max(z_i, 0) - z_i y_i + \log(1 + e^{-|z_i|})"
     teaching = (
         "Binary cross-entropy computed from raw scores, stable where sigmoid then log is not."

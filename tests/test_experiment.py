@@ -172,8 +172,8 @@ def test_example_loads_with_the_expected_values():
     assert exp.training.metrics is None and exp.data.seed is None
 
 
-def test_default_asset_is_the_example_with_a_comment():
-    path = Path(str(files("gradient_lab.assets").joinpath("default_experiment.toml")))
+def test_the_spiral_example_is_the_readme_s_example_with_a_comment():
+    path = Path(str(files("gradient_lab.assets").joinpath("examples", "spiral_sgd.toml")))
     text = path.read_text(encoding="utf-8")
     assert text.startswith("#")
     assert load_experiment(path, REGISTRY) == EXPECTED

@@ -192,6 +192,16 @@ def test_the_output_grid_is_the_network_over_data_coordinates(service):
     score = bare.predict(make_features(point, ["x1", "x2", "x1*x2"]))[0, 0]
     assert grid.scores[j, i, 0] == score
     assert grid.labels[j, i] == int(score > 0.0)  # tanh output: classes at -1 and +1
+    assert grid.margin[j, i] == score  # already between the two levels
+
+
+def test_the_margin_of_a_logit_is_its_sigmoid_stretched_to_minus_one_one(service):
+    svc = service(loss="bce_with_logits", layers=[dense(6, "tanh"), dense(1, "linear")])
+    svc.run(5).result(WAIT)
+    grid = svc.snapshot.output_grid(resolution=6)
+    z = grid.scores[..., 0]
+    np.testing.assert_allclose(grid.margin, 2.0 / (1.0 + np.exp(-z)) - 1.0, rtol=1e-12, atol=1e-15)
+    assert np.array_equal(grid.labels, (z > 0).astype(int))
 
 
 def test_layer_values_for_any_inputs_do_not_disturb_the_step_in_progress(service):
@@ -219,3 +229,22 @@ def test_full_speed_chunks_aim_at_the_chunk_duration():
     assert next_chunk(10, 10, CHUNK_SECONDS * 5) == 2  # too slow: shrink at once
     assert next_chunk(64, 10, 1.0) == 64  # a chunk cut short (an epoch's end) says nothing
     assert next_chunk(1, 1, 10.0) == 1
+
+
+def test_the_snapshot_loss_is_the_last_step_s_whichever_way_it_ran(service):
+    """Stepped phase by phase, run fast or rewound: last_loss is the loss of the last step
+    done (a fast run once left the phase-stepped value in place)."""
+    svc = service()
+    while svc.snapshot.next_phase != "update":
+        svc.step_phase().result(WAIT)
+    stepped = svc.snapshot.last_loss
+    svc.step_phase().result(WAIT)
+    svc.run(30).result(WAIT)
+    rows = svc.snapshot.new_steps
+    assert svc.snapshot.last_loss == rows[-1, 2] != stepped
+    svc.rewind(12).result(WAIT)
+    bare = Session(experiment())
+    bare.run_steps(12)
+    assert svc.snapshot.last_loss == bare.last_loss == bare.history.steps.column("train_loss")[-1]
+    svc.rewind(0).result(WAIT)
+    assert np.isnan(svc.snapshot.last_loss)

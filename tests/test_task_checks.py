@@ -2,6 +2,7 @@
 naming the field, instead of training to a meaningless number (bce falling below zero on
 regression targets, cross_entropy at 0.0 on one output every step)."""
 
+import numpy as np
 import pytest
 
 from gradient_lab.engine.training.checks import check_session
@@ -107,3 +108,20 @@ def test_bce_on_regression_targets_in_0_1_passes(tmp_path):
 )
 def test_what_suits_the_targets_passes(choices):
     check_session(Session(parse_experiment(experiment_text(**choices))))
+
+
+def test_a_loss_on_logits_splits_the_classes_at_zero():
+    """bce_with_logits trains raw scores: a score of 0.3 is class 1 (sigmoid 0.57), not class 0
+    as halfway between the 0/1 targets would say; and "auto" adds no sigmoid before it."""
+    choices = dict(CIRCLE, loss="bce_with_logits", layers=[dense(4), dense(1, "linear")])
+    coding = Session(parse_experiment(experiment_text(**choices))).coding
+    labels, _ = coding.decode(np.array([[-0.3], [0.3], [0.7]]))
+    assert labels.tolist() == [0, 1, 1]
+    mlp = Session(
+        parse_experiment(
+            experiment_text(
+                dataset="circle", data="n = 40", architecture="mlp", loss="bce_with_logits"
+            )
+        )
+    )
+    assert mlp.model.output_activation() == "linear"

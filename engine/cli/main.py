@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="no progress line")
 
+    open_app = sub.add_parser("open", parents=[common], help="open an experiment file in the app")
+    open_app.add_argument("experiment", help="experiment .toml file")
+
     plugins = sub.add_parser("plugins", parents=[common], help="list or check plugins")
     psub = plugins.add_subparsers(dest="plugins_command", required=True)
     lst = psub.add_parser("list", parents=[common], help="every plugin with its status")
@@ -386,15 +389,17 @@ def _command_check(args: argparse.Namespace, registry: Any) -> int:
 
 
 def command_default(args: argparse.Namespace) -> int:
-    """Open the app; without a display toolkit, train the default experiment headless."""
+    """Open the app (on ``args.experiment`` or the default experiment); where Qt is not
+    installed, train the default experiment headless instead."""
     try:
         from gradient_lab.app.main import main as app_main
-    except ImportError:
-        app_main = None
-    if app_main is not None:
+    except ImportError as exc:
+        if getattr(args, "experiment", None):
+            raise UserError(f"the desktop app needs Qt, which is not installed: {exc}") from None
+    else:
         return int(app_main(args))
     path = default_experiment_path()
-    print(f"The desktop app is not part of this version yet: training {path} headless.")
+    print(f"The desktop app needs Qt (PySide6), which is not installed: training {path} headless.")
     run_args = argparse.Namespace(
         experiment=str(path),
         steps=None,
@@ -425,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_plugins_dir(args.plugins_dir)
         if args.command == "run":
             return command_run(args)
+        if args.command == "open":
+            return command_default(args)
         if args.command == "plugins":
             return command_plugins(args)
         lab = run_lab_command(args)

@@ -40,12 +40,22 @@ class SessionFacts:
     bounds: tuple[tuple[float, float], tuple[float, float]] | None
     phase_names: tuple[str, ...]
     parameter_keys: tuple[str, ...]
+    dataset_name: str = ""
+    n_classes: int = 0
+    class_names: tuple[str, ...] = ()
+    # a planar set's raw 2D points and their targets (class labels, or regression values), for
+    # scatter plots over the output whatever the features; None for other sets
+    points_train: np.ndarray | None = None
+    points_val: np.ndarray | None = None
+    targets_train: np.ndarray | None = None
+    targets_val: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class GridOutput:
     """The network over a grid: ``xs`` (nx,), ``ys`` (ny,), and for classification the predicted
-    ``labels`` (ny, nx) and class ``scores`` (ny, nx, k); for regression ``values``
+    ``labels`` (ny, nx), class ``scores`` (ny, nx, k) and, for one output, the ``margin``
+    (ny, nx) from -1 (surely class 0) to 1 (surely class 1); for regression ``values``
     (ny, nx, outputs). Element [j, i] is the point (xs[i], ys[j])."""
 
     xs: np.ndarray
@@ -53,6 +63,7 @@ class GridOutput:
     labels: np.ndarray | None = None
     scores: np.ndarray | None = None
     values: np.ndarray | None = None
+    margin: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,10 @@ class Snapshot:
     def parameters(self) -> dict[str, np.ndarray]:
         """Every trainable weight by key, as read-only views of the snapshot's copy."""
         return {s.key: Model.view(self.theta, s) for s in self.facts.model.slots}
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """The last gradient of every trainable weight by key (read-only views)."""
+        return {s.key: Model.view(self.grad, s) for s in self.facts.model.slots}
 
     def outputs(self, x: np.ndarray) -> np.ndarray:
         """The model's outputs for inputs x in evaluation mode."""
@@ -127,7 +142,10 @@ class Snapshot:
         coding = self.facts.coding
         if self.facts.task == "classification" and coding is not None:
             labels, scores = coding.decode(out)
-            return GridOutput(xs, ys, labels=labels.reshape(shape), scores=_grid(scores, shape))
+            margin = coding.margin(out).reshape(shape) if coding.outputs == 1 else None
+            return GridOutput(
+                xs, ys, labels=labels.reshape(shape), scores=_grid(scores, shape), margin=margin
+            )
         return GridOutput(xs, ys, values=_grid(rows(out), shape))
 
     def layer_stats(self) -> dict[str, dict[str, float]]:

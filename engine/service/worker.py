@@ -247,14 +247,17 @@ class SessionService:
     def _execute(self, job: Callable[[], Any], future: Future[Any]) -> None:
         if not future.set_running_or_notify_cancel():
             return
+        # the snapshot after the command is published before the future resolves: whoever
+        # waits on it then finds (and has been sent) the state the command left
         try:
             result = job()
         except BaseException as exc:
-            future.set_exception(exc)
+            self._publish(force=True)
             self._emit("error", {"error": exc})
+            future.set_exception(exc)
         else:
+            self._publish(force=True)
             future.set_result(result)
-        self._publish(force=True)
 
     def _play_once(self) -> None:
         session = self._session
@@ -375,4 +378,15 @@ def _facts_of(session: Session) -> SessionFacts:
         bounds=bounds,
         phase_names=tuple(session.phase_names),
         parameter_keys=tuple(s.key for s in session.model.slots),
+        dataset_name=data.dataset_name,
+        n_classes=data.n_classes,
+        class_names=tuple(data.class_names),
+        points_train=_frozen_or_none(data.points_train),
+        points_val=_frozen_or_none(data.points_val),
+        targets_train=frozen(data.y_train) if data.planar else None,
+        targets_val=frozen(data.y_val) if data.planar else None,
     )
+
+
+def _frozen_or_none(a: np.ndarray | None) -> np.ndarray | None:
+    return None if a is None else frozen(a)

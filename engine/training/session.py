@@ -915,7 +915,8 @@ class Session:
         self.progress.add_losses(losses[start:])
         self.step += n - start
         self.batch_in_epoch += n - start
-        self.events.emit("step_done", step=self.step, loss=float(losses[-1]))
+        self.last_loss = float(losses[-1])
+        self.events.emit("step_done", step=self.step, loss=self.last_loss)
         if snapshots_taken:
             self.snapshots.deliver(first_step, n)
         else:
@@ -1155,6 +1156,8 @@ class Session:
         self.phase_index = 0
         self.diverged = None
         self.history.rewind_to(base.step)
+        kept = len(self.history.steps)  # the loss the state after base.step ended with
+        self.last_loss = float(self.history.steps.tail(kept - 1)[0, 2]) if kept else math.nan
         self.checkpoints = [c for c in self.checkpoints if c.step <= base.step]
         self.progress.restore(base.progress)
         restore_hypers(self, self._initial_hypers)

@@ -20,7 +20,7 @@ CLASSIFICATION_LOSSES = "cross_entropy, bce or hinge"
 
 def choose_output_activation(data: DataSplit, loss: Any) -> str:
     """The natural output activation for a task and loss (used when an experiment says auto)."""
-    if data.task == "regression":
+    if data.task == "regression" or loss.takes_logits:
         return "linear"
     return {"zero_one": "sigmoid", "range": "tanh"}.get(loss.target_encoding, "linear")
 
@@ -32,6 +32,8 @@ class TargetCoding:
     outputs: int
     low: float = 0.0
     high: float = 1.0
+    # where one output splits the classes; None: halfway between low and high
+    threshold: float | None = None
 
     @staticmethod
     def outputs_needed(data: DataSplit, loss: Any) -> int:
@@ -60,9 +62,19 @@ class TargetCoding:
         per position (n·T rows), as ``labels`` flattens the true labels."""
         outputs = rows(outputs)
         if self.outputs == 1:
-            threshold = 0.5 * (self.low + self.high)
+            threshold = 0.5 * (self.low + self.high) if self.threshold is None else self.threshold
             return (outputs[:, 0] > threshold).astype(np.int64), outputs
         return outputs.argmax(axis=1).astype(np.int64), outputs
+
+    def margin(self, outputs: np.ndarray) -> np.ndarray:
+        """For one output: how sure the prediction is, from -1 (surely class 0) through 0 (the
+        boundary) to 1 (surely class 1): 2·sigmoid(z) - 1 for a logit, else the output's place
+        between the two target levels, clipped."""
+        out = rows(outputs)[:, 0]
+        if self.threshold is not None:
+            return np.tanh(0.5 * (out - self.threshold))
+        half = 0.5 * (self.high - self.low)
+        return np.clip((out - (self.low + half)) / half, -1.0, 1.0)
 
     def labels(self, y: np.ndarray) -> np.ndarray:
         """True labels or targets one row per position, as ``decode`` gives predictions."""
@@ -156,7 +168,8 @@ def target_coding_levels(data: DataSplit, loss: Any, model: Any, needed: int) ->
         low, high = -1.0, 1.0
     else:
         low, high = _range_of(model)
-    return TargetCoding("classification", data.n_classes, needed, low, high)
+    threshold = 0.0 if loss.takes_logits else None
+    return TargetCoding("classification", data.n_classes, needed, low, high, threshold)
 
 
 def _range_of(model: Any) -> tuple[float, float]:

@@ -1,0 +1,108 @@
+"""Training curves: the loss of every step and of every epoch (training and validation), and the
+epoch metrics, with a log scale and the values under the mouse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from gradient_lab.app.palette import CLASS_COLOURS
+
+STEP_PEN = pg.mkPen((150, 150, 150), width=1)
+REDRAW_MS = 100  # curves of 10⁵ points redraw at most ten times a second
+
+
+class CurvesView(QtWidgets.QWidget):
+    """Keeps the history the snapshots deliver (new rows each time, or all after a reset)."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loss_plot = pg.PlotWidget(background="w", title="loss")
+        self.metric_plot = pg.PlotWidget(background="w", title="metrics per epoch")
+        for plot, corner in ((self.loss_plot, (-10, 10)), (self.metric_plot, (-10, -30))):
+            plot.addLegend(offset=corner)
+            plot.setMenuEnabled(False)
+            plot.setLabel("bottom", "step")
+        self.step_curve = self.loss_plot.plot(pen=STEP_PEN, name="step loss")
+        self.step_curve.setDownsampling(auto=True, method="peak")
+        self.step_curve.setClipToView(True)
+        self.epoch_curves: dict[str, Any] = {}
+        self.metric_curves: dict[str, Any] = {}
+        self.log_scale = QtWidgets.QCheckBox("Log scale")
+        self.log_scale.toggled.connect(lambda on: self.loss_plot.setLogMode(y=on))
+        self.readout = QtWidgets.QLabel(" ")
+        bar = QtWidgets.QHBoxLayout()
+        bar.addWidget(self.log_scale)
+        bar.addWidget(self.readout, 1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        plots = QtWidgets.QHBoxLayout()
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.metric_plot)
+        layout.addLayout(plots, 1)
+        layout.addLayout(bar)
+        self.steps = np.zeros((0, 3))
+        self.epochs: list[dict[str, Any]] = []
+        self._redraw_timer = QtCore.QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(REDRAW_MS)
+        self._redraw_timer.timeout.connect(self._redraw)
+        self._hover = pg.SignalProxy(
+            self.loss_plot.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved
+        )
+
+    def clear(self) -> None:
+        self.steps, self.epochs = np.zeros((0, 3)), []
+        self._redraw()
+
+    def add_snapshots(self, snapshots: list[Any]) -> None:
+        """Take each snapshot's new history rows, in order."""
+        for snap in snapshots:
+            if snap.history_reset:
+                self.steps, self.epochs = np.zeros((0, 3)), []
+            if len(snap.new_steps):
+                self.steps = np.concatenate([self.steps, snap.new_steps])
+            self.epochs.extend(snap.new_epochs)
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
+
+    def _redraw(self) -> None:
+        self.step_curve.setData(self.steps[:, 0] + 1, self.steps[:, 2])
+        steps = [r["step"] for r in self.epochs]
+        keys = sorted({k for r in self.epochs for k in r if isinstance(r[k], float)} - {"lr"})
+        for i, key in enumerate(keys):
+            is_loss = key.endswith("_loss")
+            curves, plot = (
+                (self.epoch_curves, self.loss_plot)
+                if is_loss
+                else (self.metric_curves, self.metric_plot)
+            )
+            if key not in curves:
+                colour = CLASS_COLOURS[(i + 1) % len(CLASS_COLOURS)]
+                style = pg.mkPen(colour, width=2.2 if key.startswith("val") else 1.6)
+                curves[key] = plot.plot(pen=style, name=key.replace("_", " "), symbol=None)
+            ys = [r.get(key, np.nan) for r in self.epochs]
+            curves[key].setData(steps, ys)
+        for curves in (self.epoch_curves, self.metric_curves):
+            for key, curve in curves.items():
+                if key not in keys:
+                    curve.setData([], [])
+
+    def latest(self) -> dict[str, float]:
+        """The newest epoch's values, as the legend shows them."""
+        return {
+            k: v
+            for k, v in (self.epochs[-1] if self.epochs else {}).items()
+            if isinstance(v, float)
+        }
+
+    def _mouse_moved(self, event: tuple[Any, ...]) -> None:
+        position = event[0]
+        if not self.loss_plot.sceneBoundingRect().contains(position) or not len(self.steps):
+            return
+        x = self.loss_plot.getPlotItem().vb.mapSceneToView(position).x()
+        row = self.steps[min(np.searchsorted(self.steps[:, 0] + 1, x), len(self.steps) - 1)]
+        self.readout.setText(f"step {int(row[0]) + 1}: loss {row[2]:.4g} (epoch {int(row[1]) + 1})")

@@ -1,0 +1,125 @@
+"""The network's output over the input plane: decision boundary, class regions or regression
+surface, under the training (filled) and validation (ringed) points."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from gradient_lab.app.palette import class_colour, diverging_rgba, qcolour
+
+RESOLUTION = 80
+
+
+class OutputView(QtWidgets.QWidget):
+    """Shows ``snapshot.output_grid``; "Discretize" shows predicted classes only."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setAspectLocked(True)
+        self.plot.setMenuEnabled(False)
+        self.image = pg.ImageItem()
+        self.plot.addItem(self.image)
+        self.train_points = pg.ScatterPlotItem(size=6, pen=pg.mkPen((60, 60, 60), width=0.6))
+        self.val_points = pg.ScatterPlotItem(size=7, brush=None)
+        self.plot.addItem(self.train_points)
+        self.plot.addItem(self.val_points)
+        self.discretize = QtWidgets.QCheckBox("Discretize")
+        self.discretize.setToolTip("Colour each point of the plane by its predicted class only")
+        self.discretize.toggled.connect(self._redraw)
+        self.show_validation = QtWidgets.QCheckBox("Validation points")
+        self.show_validation.setChecked(True)
+        self.show_validation.toggled.connect(self.val_points.setVisible)
+        options = QtWidgets.QHBoxLayout()
+        options.addWidget(self.discretize)
+        options.addWidget(self.show_validation)
+        options.addStretch(1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.plot, 1)
+        layout.addLayout(options)
+        self.facts: Any = None
+        self.grid: Any = None
+        self._target_range = (-1.0, 1.0)
+
+    # ------------------------------------------------------------------ data
+    def set_facts(self, facts: Any) -> None:
+        """A new session: its points, and whether it has a plane to draw at all."""
+        self.facts, self.grid = facts, None
+        planar = bool(facts.planar and facts.points_train is not None)
+        self.setVisible(planar)  # no plane to draw over: the network takes the room
+        if not planar:
+            return
+        self._points(self.train_points, facts.points_train, facts.targets_train, filled=True)
+        self._points(self.val_points, facts.points_val, facts.targets_val, filled=False)
+        if facts.task == "regression" and facts.targets_train is not None:
+            t = np.asarray(facts.targets_train, dtype=float).ravel()
+            self._target_range = (float(t.min()), float(t.max()))
+        (x0, x1), (y0, y1) = facts.bounds
+        self.plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+
+    def _points(self, item: Any, points: Any, targets: Any, filled: bool) -> None:
+        if points is None or len(points) == 0:
+            item.setData([], [])
+            return
+        colours = [self._point_colour(t) for t in np.asarray(targets).reshape(len(points), -1)]
+        if filled:
+            item.setData(points[:, 0], points[:, 1], brush=[qcolour(c) for c in colours])
+        else:
+            pens = [pg.mkPen(qcolour(c), width=1.6) for c in colours]
+            item.setData(points[:, 0], points[:, 1], pen=pens, brush=pg.mkBrush(255, 255, 255, 160))
+
+    def _point_colour(self, target: np.ndarray) -> tuple[int, int, int]:
+        if self.facts.task == "classification":
+            if self.facts.n_classes == 2:
+                rgba = diverging_rgba(np.array([1.0 if target[0] == 1 else -1.0]))[0]
+                return int(rgba[0]), int(rgba[1]), int(rgba[2])
+            return class_colour(int(target[0]))
+        low, high = self._target_range
+        middle, half = 0.5 * (low + high), max(0.5 * (high - low), 1e-12)
+        rgba = diverging_rgba(np.array([(float(target[0]) - middle) / half]))[0]
+        return int(rgba[0]), int(rgba[1]), int(rgba[2])
+
+    # ------------------------------------------------------------------ drawing
+    def show_snapshot(self, snapshot: Any) -> None:
+        if self.facts is None or not self.facts.planar:
+            return
+        self.grid = snapshot.output_grid(RESOLUTION)
+        self._redraw()
+
+    def colours(self) -> np.ndarray | None:
+        """The image's RGBA bytes (ny, nx, 4), as drawn."""
+        grid = self.grid
+        if grid is None:
+            return None
+        if grid.margin is not None:
+            margin = np.sign(grid.margin) if self.discretize.isChecked() else grid.margin
+            return diverging_rgba(margin)
+        if grid.labels is not None:
+            rgb = np.array([class_colour(k) for k in range(max(self.facts.n_classes, 1))])
+            rgba = np.empty((*grid.labels.shape, 4), dtype=np.uint8)
+            rgba[..., :3] = 255 - (255 - rgb[grid.labels]) * 0.45
+            rgba[..., 3] = 255
+            return rgba
+        low, high = self._target_range
+        middle, half = 0.5 * (low + high), max(0.5 * (high - low), 1e-12)
+        values = (grid.values[..., 0] - middle) / half
+        return diverging_rgba(np.round(values * 4) / 4 if self.discretize.isChecked() else values)
+
+    def _redraw(self) -> None:
+        rgba = self.colours()
+        if rgba is None:
+            return
+        grid = self.grid
+        self.image.setImage(rgba, autoLevels=False)
+        dx = (grid.xs[-1] - grid.xs[0]) / max(len(grid.xs) - 1, 1)
+        dy = (grid.ys[-1] - grid.ys[0]) / max(len(grid.ys) - 1, 1)
+        self.image.setRect(
+            QtCore.QRectF(
+                grid.xs[0] - dx / 2, grid.ys[0] - dy / 2, dx * len(grid.xs), dy * len(grid.ys)
+            )
+        )
