@@ -98,11 +98,15 @@ class MainWindow(QtWidgets.QMainWindow):
         bar = self.addToolBar("Training")
         bar.setObjectName("toolbar training")
         bar.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for action in self.controls.actions():
+        for action in self.controls.actions()[:-1]:
             bar.addAction(action)
         bar.addSeparator()
         bar.addWidget(QtWidgets.QLabel(" Speed "))
         bar.addWidget(self.controls.speed)
+        bar.addSeparator()
+        bar.addWidget(QtWidgets.QLabel(" Epoch "))
+        bar.addWidget(self.controls.target_epoch)
+        bar.addAction(self.controls.run_to_epoch)
 
     def _menus(self) -> None:
         menu = self.menuBar()

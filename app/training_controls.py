@@ -1,5 +1,6 @@
 """The training controls: reset, step a phase, a minibatch or an epoch, play and pause at a
-chosen speed, each a QAction with its keyboard shortcut (the Help dialog lists them)."""
+chosen speed, run to epoch N, each a QAction with its keyboard shortcut (the Help dialog lists
+them)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,16 @@ class TrainingControls(QtCore.QObject):
             parent, "Play", "Space", "Train at the chosen speed; again to pause"
         )
         self.play.setCheckable(True)
+        self.run_to_epoch = self._action(
+            parent,
+            "Run to epoch",
+            "Ctrl+E",
+            "Train as fast as possible to the end of the epoch set",
+        )
+        self.target_epoch = QtWidgets.QSpinBox(parent)
+        self.target_epoch.setRange(1, 1_000_000)
+        self.target_epoch.setValue(10)
+        self.target_epoch.setToolTip("The epoch Run to epoch stops at the end of")
         self.speed = QtWidgets.QComboBox(parent)
         self.speed.setToolTip("Training speed while playing")
         for label, rate in SPEEDS:
@@ -53,6 +64,7 @@ class TrainingControls(QtCore.QObject):
         self.step_batch.triggered.connect(lambda: self._send("step"))
         self.step_epoch.triggered.connect(lambda: self._send("epoch"))
         self.play.triggered.connect(self._play_toggled)
+        self.run_to_epoch.triggered.connect(self._run_to_epoch)
         self.speed.currentIndexChanged.connect(self._speed_changed)
         self.last_command = ""
         self._starting: Any = None  # the play/pause command not yet carried out
@@ -68,7 +80,14 @@ class TrainingControls(QtCore.QObject):
         return action
 
     def actions(self) -> list[QtGui.QAction]:
-        return [self.reset, self.step_phase, self.step_batch, self.step_epoch, self.play]
+        return [
+            self.reset,
+            self.step_phase,
+            self.step_batch,
+            self.step_epoch,
+            self.play,
+            self.run_to_epoch,
+        ]
 
     def rate(self) -> float | None:
         return self.speed.currentData()
@@ -88,7 +107,7 @@ class TrainingControls(QtCore.QObject):
         if self.play.isChecked() != playing:
             self.play.setChecked(playing)
         self.play.setText("Pause" if playing else "Play")
-        for action in (self.step_phase, self.step_batch, self.step_epoch):
+        for action in (self.step_phase, self.step_batch, self.step_epoch, self.run_to_epoch):
             action.setEnabled(not playing)
 
     def _send(self, command: str) -> None:
@@ -113,6 +132,13 @@ class TrainingControls(QtCore.QObject):
         self.last_command = "play" if checked else "pause"
         self._starting = service.play(self.rate()) if checked else service.pause()
         self.show_playing(checked)
+
+    def _run_to_epoch(self) -> None:
+        service = self.service()
+        if service is not None:
+            self.last_command = "run to epoch"
+            self._starting = service.play(None, until_epoch=self.target_epoch.value())
+            self.show_playing(True)
 
     def _speed_changed(self) -> None:
         service = self.service()

@@ -127,6 +127,25 @@ def test_play_until_a_step_and_at_a_set_rate(service):
     assert 37 < snap.step <= 37 + 100 * elapsed + 5
 
 
+def test_play_until_the_end_of_an_epoch_from_the_middle_of_a_step(service):
+    """From mid-step, full speed stops exactly at the end of the epoch asked for; the weights
+    are those of a session run there in one go."""
+    svc = service()
+    svc.step_phase().result(WAIT)
+    svc.step_phase().result(WAIT)
+    per_epoch = Session(experiment()).steps_per_epoch
+    svc.play(until_epoch=3).result(WAIT)
+    wait_until(lambda: not svc.snapshot.playing)
+    snap = svc.snapshot
+    assert (snap.epoch, snap.step, snap.phase_index) == (3, 3 * per_epoch, 0)
+    bare = Session(experiment())
+    bare.run_steps(3 * per_epoch)
+    assert snap.theta.tobytes() == bare.model.theta.tobytes()
+    svc.play(until_epoch=2).result(WAIT)  # already past: nothing runs
+    wait_until(lambda: not svc.snapshot.playing)
+    assert svc.snapshot.step == 3 * per_epoch
+
+
 def test_history_arrives_in_pieces_and_whole_after_a_rewind(service):
     svc = service()
     seen = []

@@ -53,6 +53,7 @@ class SessionService:
         self._playing = False
         self._rate: float | None = None
         self._until: int | None = None
+        self._until_epoch: int | None = None
         self._pause_requested = threading.Event()
         self._built = threading.Event()
         self._build_error: BaseException | None = None
@@ -123,15 +124,20 @@ class SessionService:
         return self._submit(lambda s: s.run_steps(steps))
 
     def play(
-        self, steps_per_second: float | None = None, until_step: int | None = None
+        self,
+        steps_per_second: float | None = None,
+        until_step: int | None = None,
+        until_epoch: int | None = None,
     ) -> Future[Any]:
-        """Train until paused (or until ``until_step``): ``steps_per_second`` steps a second, or
-        as fast as possible when None. The future resolves when playing has started."""
+        """Train until paused (or until ``until_step`` steps, or the end of epoch
+        ``until_epoch``): ``steps_per_second`` steps a second, or as fast as possible when None.
+        The future resolves when playing has started."""
         if steps_per_second is not None and steps_per_second <= 0:
             raise ValueError(f"steps_per_second = {steps_per_second}: expected a number > 0")
 
         def start(session: Session) -> None:
             self._playing, self._rate, self._until = True, steps_per_second, until_step
+            self._until_epoch = until_epoch
             self._pause_requested.clear()
             self._next_tick = time.perf_counter()
 
@@ -265,9 +271,8 @@ class SessionService:
         if self._pause_requested.is_set():
             self._playing = False
             return
-        if session.diverged is not None or (
-            self._until is not None and session.step >= self._until
-        ):
+        left = self._steps_left(session)
+        if session.diverged is not None or (left is not None and left <= 0):
             self._playing = False
             self._publish(force=True)
             return
@@ -277,13 +282,21 @@ class SessionService:
             if self._next_tick < time.perf_counter():  # fell behind: do not try to catch up
                 self._next_tick = time.perf_counter()
         else:
-            steps = self._chunk
-            if self._until is not None:
-                steps = min(steps, self._until - session.step)
+            steps = self._chunk if left is None else min(self._chunk, left)
             started = time.perf_counter()
             self._run_steps(session, steps)
             self._chunk = next_chunk(self._chunk, steps, time.perf_counter() - started)
         self._publish()
+
+    def _steps_left(self, session: Session) -> int | None:
+        """Steps until the step or the epoch end that playing stops at (None: no end set)."""
+        left = []
+        if self._until is not None:
+            left.append(self._until - session.step)
+        if self._until_epoch is not None:
+            epochs = self._until_epoch - session.epoch
+            left.append(epochs * session.steps_per_epoch - session.batch_in_epoch)
+        return min(left) if left else None
 
     def _run_steps(self, session: Session, steps: int) -> None:
         try:

@@ -166,3 +166,14 @@ def test_every_kind_of_example_opens_and_draws(window, qtbot, name):
         grid = snap.output_grid(RESOLUTION)
         assert set(np.unique(grid.labels)) <= {0, 1, 2}
     screenshot(win, f"example_{name}")
+
+
+def test_run_to_epoch_stops_at_that_epoch_s_end(window, qtbot):
+    win = window()
+    win.controls.target_epoch.setValue(3)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_E, QtCore.Qt.KeyboardModifier.ControlModifier)
+    snap = settle(qtbot, win, lambda s: s.step > 0 and not s.playing)
+    per_epoch = Session(load_experiment(default_experiment_path())).steps_per_epoch
+    assert (snap.epoch, snap.step) == (3, 3 * per_epoch)
+    assert win.controls.play.text() == "Play" and win.controls.step_phase.isEnabled()
+    assert [r["epoch"] for r in win.curves.epochs] == [1, 2, 3]
