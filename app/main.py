@@ -29,6 +29,7 @@ def main(args: argparse.Namespace) -> int:
     options = PluginOptions(plugins_dir=args.plugins_dir, safe_mode=args.safe_mode)
     app = application()
     window = open_window(path, options=options)
+    window.offer_recovery()  # the last session was killed or crashed: offer its run back
     code = app.exec()
     del window
     return int(code)

@@ -138,3 +138,55 @@ def test_a_fork_continues_from_a_recorded_step_and_trains_apart():
     assert fork.model.theta.tobytes() != s.model.theta.tobytes()
     assert len(s.edits.edits) == 1 and len(fork.edits.edits) == 2
     np.testing.assert_array_equal(fork.history.steps.column("step")[:30], np.arange(30))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_recorded_run_replays_from_its_edits_and_step(path):
+    """What an autosave keeps (the edits as JSON values and the step) rebuilds the run in a
+    new session bit for bit: weight, learning-rate and batch-size edits included."""
+    import json
+
+    from gradient_lab.engine.training.edits import edit_from_record, edit_record
+
+    s = session(PATHS[path], batch_size=10)
+    s.set_weight("layers.0.W", (0, 1), -0.4)
+    s.run_steps(11)
+    s.set_hyperparameter("optimizer", "lr", 0.2)
+    s.set_batch_size(20)
+    s.run_steps(9)
+    s.set_weight("layers.0.b", 3, 0.25)
+    s.run_steps(4)
+    saved = json.loads(json.dumps([edit_record(e) for e in s.edits.edits]))
+    again = session(PATHS[path], batch_size=10)
+    again.replay([edit_from_record(r, f"edits[{i}]") for i, r in enumerate(saved)], s.step)
+    assert again.step == s.step and again.batch_size == 20
+    assert again.model.theta.tobytes() == s.model.theta.tobytes()
+    with pytest.raises(SessionError, match="new session"):
+        again.replay([], 3)
+
+
+@pytest.mark.parametrize(
+    "record, needle",
+    [
+        ({"step": -1, "made_at": 0, "kind": "weight"}, "edits[0].step = -1"),
+        ({"step": 2, "made_at": True, "kind": "weight"}, "edits[0].made_at = True"),
+        ({"step": 2, "made_at": 1, "kind": "paint"}, "edits[0].kind = 'paint'"),
+        ({"step": 2, "made_at": 1, "kind": "weight", "index": ["a"]}, "edits[0].index"),
+        ([1, 2], "expected a table"),
+    ],
+)
+def test_a_bad_edit_record_names_its_field(record, needle):
+    from gradient_lab.engine.training.edits import edit_from_record
+    from gradient_lab.engine.training.errors import ExperimentError
+
+    with pytest.raises(ExperimentError) as info:
+        edit_from_record(record, "edits[0]")
+    assert needle in str(info.value)
+
+
+def test_a_replayed_weight_edit_outside_the_weights_is_refused():
+    from gradient_lab.engine.training.edits import Edit
+
+    s = session(FUSED)
+    with pytest.raises(SessionError, match="inside the shape"):
+        s.replay([Edit(0, 0, "weight", "layers.0.W", "", (9, 9), 1.0)], 5)

@@ -267,3 +267,17 @@ def test_the_snapshot_loss_is_the_last_step_s_whichever_way_it_ran(service):
     assert svc.snapshot.last_loss == bare.last_loss == bare.history.steps.column("train_loss")[-1]
     svc.rewind(0).result(WAIT)
     assert np.isnan(svc.snapshot.last_loss)
+
+
+def test_go_to_rewinds_or_replays_to_the_same_run(service):
+    """Back to a step and forward again: the state at each step is the run's, bit for bit."""
+    svc = service()
+    svc.run(40).result(WAIT)
+    svc.step_phase().result(WAIT)
+    for step in (40, 25, 33, 0, 40):
+        svc.go_to(step).result(WAIT)
+        snap = svc.snapshot
+        assert (snap.step, snap.phase_index) == (step, 0)
+        bare = Session(experiment())
+        bare.run_steps(step)
+        assert snap.theta.tobytes() == bare.model.theta.tobytes()

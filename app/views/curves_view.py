@@ -72,7 +72,9 @@ class CurvesView(QtWidgets.QWidget):
     def _redraw(self) -> None:
         self.step_curve.setData(self.steps[:, 0] + 1, self.steps[:, 2])
         steps = [r["step"] for r in self.epochs]
-        keys = sorted({k for r in self.epochs for k in r if isinstance(r[k], float)} - {"lr"})
+        keys = sorted(
+            {k for r in self.epochs for k in r if k.startswith(("train_", "val_"))}
+        )  # the instruments' own numbers (sharpness) have docks of their own
         for i, key in enumerate(keys):
             is_loss = key.endswith("_loss")
             curves, plot = (

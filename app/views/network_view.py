@@ -3,7 +3,8 @@ edges (colour by sign, width by size), the phase being run highlighted.
 
 Dense layers on a planar data set draw neuron by neuron; any other network (digits, a conv or
 recurrent layer, more than ``MAX_UNITS`` units in a column) draws each layer as a block with the
-heat map of its weights. Hover an edge or a neuron for its live value; click to edit it.
+heat map of its weights. Hover an edge or a neuron for its live value; click an edge to edit
+it, a neuron to inspect it (double-click: edit its bias).
 """
 
 from __future__ import annotations
@@ -67,20 +68,35 @@ class Edge(QtWidgets.QGraphicsLineItem):
     def __init__(self, view: NetworkView, key: str, index: tuple[int, ...], line: QtCore.QLineF):
         super().__init__(line)
         self.view, self.key, self.index = view, key, index
+        self.value, self.gradient = 0.0, 0.0
         self.setAcceptHoverEvents(True)
         self.setZValue(1)
         self.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
+
+    def describe(self) -> str:
+        return (
+            f"{self.key}[{self.index[0]}, {self.index[1]}] = {self.value:+.4f}\n"
+            f"gradient {self.gradient:+.4g}  (click to edit)"
+        )
+
+    def hoverEnterEvent(self, event: QtWidgets.QGraphicsSceneHoverEvent) -> None:
+        """The tooltip is written when the mouse arrives (and kept current while it stays),
+        not for every edge at every frame."""
+        self.setToolTip(self.describe())
 
     def mousePressEvent(self, event: QtWidgets.QGraphicsSceneMouseEvent) -> None:
         self.view.edit_requested.emit(self.key, self.index)
 
 
 class Neuron(QtWidgets.QGraphicsPixmapItem):
-    """One unit's output over the plane; hover enlarges it, a click edits its bias."""
+    """One unit's output over the plane; hover enlarges it, a click selects it for the step
+    inspector, a double click edits its bias."""
 
-    def __init__(self, view: NetworkView, bias: tuple[str, tuple[int, ...]] | None) -> None:
+    def __init__(
+        self, view: NetworkView, bias: tuple[str, tuple[int, ...]] | None, layer: int, unit: int
+    ) -> None:
         super().__init__()
-        self.view, self.bias = view, bias
+        self.view, self.bias, self.layer, self.unit = view, bias, layer, unit
         self.setAcceptHoverEvents(True)
         self.setZValue(2)
         self.full = QtGui.QPixmap()
@@ -95,13 +111,19 @@ class Neuron(QtWidgets.QGraphicsPixmapItem):
 
     def mousePressEvent(self, event: QtWidgets.QGraphicsSceneMouseEvent) -> None:
         if self.bias is not None:
+            self.view.neuron_selected.emit(self.layer, self.unit)
+
+    def mouseDoubleClickEvent(self, event: QtWidgets.QGraphicsSceneMouseEvent) -> None:
+        if self.bias is not None:
             self.view.edit_requested.emit(*self.bias)
 
 
 class NetworkView(QtWidgets.QGraphicsView):
-    """``edit_requested(key, index)``: the user clicked a weight or a bias to edit it."""
+    """``edit_requested(key, index)``: the user clicked a weight (or double-clicked a neuron,
+    for its bias) to edit it; ``neuron_selected(layer, unit)``: a neuron was clicked."""
 
     edit_requested = QtCore.Signal(str, object)
+    neuron_selected = QtCore.Signal(int, int)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -164,7 +186,7 @@ class NetworkView(QtWidgets.QGraphicsView):
             row = []
             for u in range(column.units):
                 bias = None if column.bias_key is None else (column.bias_key, (u,))
-                neuron = Neuron(self, bias)
+                neuron = Neuron(self, bias, -1 if column.layer is None else column.layer, u)
                 neuron.setPos(self._position(c, u, column.units))
                 scene.addItem(neuron)
                 if column.layer is None:
@@ -255,7 +277,8 @@ class NetworkView(QtWidgets.QGraphicsView):
                 if neuron.bias is not None:
                     key, index = neuron.bias
                     neuron.setToolTip(
-                        f"{key}[{index[0]}] = {weights[key][index]:+.4f}  (click to edit)"
+                        f"{key}[{index[0]}] = {weights[key][index]:+.4f}  "
+                        "(click: inspect, double-click: edit)"
                     )
         gradients = snapshot.gradients()
         for edge in self.edges:
@@ -263,11 +286,9 @@ class NetworkView(QtWidgets.QGraphicsView):
             colour = POSITIVE if w > 0 else NEGATIVE
             pen = QtGui.QPen(qcolour(colour, 210), 0.5 + 1.6 * min(abs(w), 4.0))
             edge.setPen(pen)
-            g = float(gradients[edge.key][edge.index])
-            edge.setToolTip(
-                f"{edge.key}[{edge.index[0]}, {edge.index[1]}] = {w:+.4f}\n"
-                f"gradient {g:+.4g}  (click to edit)"
-            )
+            edge.value, edge.gradient = w, float(gradients[edge.key][edge.index])
+            if edge.isUnderMouse():
+                edge.setToolTip(edge.describe())
 
     def _highlight(self, phase: str | None) -> None:
         self.highlighted = phase

@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="a short run (for CI)")
     bench.add_argument("--json", action="store_true", help="print records as JSON")
     bench.add_argument("--peers", action="store_true", help="also run PyTorch (1 thread)")
+    bench.add_argument(
+        "--app",
+        action="store_true",
+        help="the window's speed instead: frames per second of every view while training W1 "
+        "at full speed, and the share of headless speed kept",
+    )
     return parser
 
 
@@ -440,6 +446,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "warm-up":
             return warm_up.command_warm_up(args, _registry(args))
         if args.command == "bench":
+            if args.app:  # the window's bench lives with the window
+                from gradient_lab.app.bench import command_bench_app
+
+                return int(command_bench_app(args))
             from gradient_lab.engine.cli.bench import command_bench
 
             return command_bench(args)

@@ -19,6 +19,10 @@ from gradient_lab.engine.model.calls import walk_calls
 from gradient_lab.engine.training.data import make_features
 from gradient_lab.engine.training.targets import TargetCoding, rows
 
+SATURATION = 0.99  # an output beyond 99% of its activation's half-range from the middle
+DECADES = 16  # how far below the largest |gradient| the magnitude histogram reaches
+PROBE_LIMIT = 1000  # probe samples taken from a planar set's validation points at most
+
 
 def frozen(a: np.ndarray) -> np.ndarray:
     """A read-only copy."""
@@ -40,6 +44,8 @@ class SessionFacts:
     bounds: tuple[tuple[float, float], tuple[float, float]] | None
     phase_names: tuple[str, ...]
     parameter_keys: tuple[str, ...]
+    loss: Any = None  # the session's loss, as it scores the model's outputs
+    optimizer_name: str = ""
     dataset_name: str = ""
     n_classes: int = 0
     class_names: tuple[str, ...] = ()
@@ -49,6 +55,9 @@ class SessionFacts:
     points_val: np.ndarray | None = None
     targets_train: np.ndarray | None = None
     targets_val: np.ndarray | None = None
+    # inputs to probe the units with (validation samples, as network inputs) for the health
+    # views' dead and saturated units; None: a planar set's validation points stand in
+    probe_inputs: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,12 @@ class Snapshot:
     new_epochs: tuple[dict[str, Any], ...]
     playing: bool
     diverged: str | None
+    lr: float = 0.0  # the learning rate of the last update (of the next, at step 0)
+    optimizer_hp: dict[str, Any] = field(default_factory=dict)
+    # the minibatch of the step in progress, its inputs and the loss's targets (None between
+    # steps): the step inspector's numbers
+    batch_inputs: np.ndarray | None = None
+    batch_targets: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ queries
@@ -97,6 +112,10 @@ class Snapshot:
     def gradients(self) -> dict[str, np.ndarray]:
         """The last gradient of every trainable weight by key (read-only views)."""
         return {s.key: Model.view(self.grad, s) for s in self.facts.model.slots}
+
+    def updates(self) -> dict[str, np.ndarray]:
+        """The last update of every trainable weight by key (new value minus old)."""
+        return {s.key: Model.view(self.last_update, s) for s in self.facts.model.slots}
 
     def outputs(self, x: np.ndarray) -> np.ndarray:
         """The model's outputs for inputs x in evaluation mode."""
@@ -161,17 +180,145 @@ class Snapshot:
             g = np.concatenate([Model.view(self.grad, s).ravel() for s in slots])
             u = np.concatenate([Model.view(self.last_update, s).ravel() for s in slots])
             norm = float(np.linalg.norm(w))
+            g_abs = np.abs(g)
             stats[node.path] = {
                 "weight_norm": norm,
                 "weight_mean": float(w.mean()),
                 "weight_std": float(w.std()),
+                "weight_abs_max": float(np.abs(w).max()),
                 "grad_norm": float(np.linalg.norm(g)),
                 "grad_mean": float(g.mean()),
                 "grad_std": float(g.std()),
+                "grad_abs_mean": float(g_abs.mean()),
+                "grad_abs_max": float(g_abs.max()),
                 "update_ratio": float(np.linalg.norm(u) / norm) if norm else 0.0,
             }
         return stats
 
+    def histograms(self, bins: int | None = None) -> dict[str, dict[str, np.ndarray]]:
+        """Per top-level layer with weights: how its weights and its gradient are spread, each
+        in ``bins`` equal bins over ±(its largest magnitude), so nothing falls outside and the
+        counts add up to the layer's number of weights (an odd ``bins`` centres a bin on 0;
+        None: an odd number near 2√n, 7 to 41, so 12 weights are not spread over 41 bins).
+        Keys ``weight_edges``, ``weight_counts``, ``grad_edges``, ``grad_counts``; the edges
+        span ±1 when every value is 0, and non-finite values (a diverged run) are left out."""
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for path, (w, g) in self._layer_vectors().items():
+            n = bins or int(np.clip(2 * round(np.sqrt(w.size)) + 1, 7, 41))
+            w_edges, w_counts = _symmetric_histogram(w, n)
+            g_edges, g_counts = _symmetric_histogram(g, n)
+            out[path] = {
+                "weight_edges": w_edges,
+                "weight_counts": w_counts,
+                "grad_edges": g_edges,
+                "grad_counts": g_counts,
+            }
+        return out
+
+    def gradient_magnitudes(self, per_decade: int = 4) -> dict[str, Any]:
+        """Every layer's |gradient| on one log10 axis, so layers whose gradients vanish or
+        explode sit decades apart: ``edges`` (log10 |g|, ``per_decade`` bins a decade, whole
+        decades from the smallest to the largest nonzero |g| of any layer, at most ``DECADES``
+        below the largest; smaller values count in the first bin), ``counts`` {path: counts}
+        and ``zeros`` {path: how many gradients are exactly 0, such as a dead unit's}."""
+        vectors = {p: np.abs(g[np.isfinite(g)]) for p, (_, g) in self._layer_vectors().items()}
+        nonzero = [a[a > 0] for a in vectors.values()]
+        found = [a for a in nonzero if a.size]
+        if found:
+            top = int(np.ceil(np.log10(max(float(a.max()) for a in found))))
+            bottom = int(np.floor(np.log10(min(float(a.min()) for a in found))))
+            bottom = min(max(bottom, top - DECADES), top - 1)
+        else:
+            bottom, top = -1, 0
+        edges = np.linspace(bottom, top, (top - bottom) * per_decade + 1)
+        counts, zeros = {}, {}
+        for (path, a), nz in zip(vectors.items(), nonzero, strict=True):
+            logs = np.clip(np.log10(nz), edges[0], edges[-1])
+            counts[path] = np.histogram(logs, bins=edges)[0]
+            zeros[path] = int(a.size - nz.size)
+        return {"edges": edges, "counts": counts, "zeros": zeros}
+
+    def probe_inputs(self) -> np.ndarray | None:
+        """Samples to probe the units with, as network inputs: the facts' ``probe_inputs``, or
+        a planar set's validation points (its training points when none are held out) through
+        the session's features; None when the session offers neither."""
+        facts = self.facts
+        if facts.probe_inputs is not None:
+            return facts.probe_inputs
+        points = facts.points_val
+        if points is None or len(points) == 0:
+            points = facts.points_train
+        if not facts.planar or points is None or len(points) == 0:
+            return None
+        return make_features(points[:PROBE_LIMIT], facts.feature_names)
+
+    def unit_activity(self, x: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
+        """Dead and saturated units over the samples ``x`` (default: ``probe_inputs()``), per
+        layer with an activation (children included), by path. A unit is one element of a
+        sample's output. ``dead``: the share of units whose pre-activation is <= 0 on every
+        sample, for activations with a kink at 0 (a ReLU unit then outputs 0 everywhere and
+        learns nothing; leaky ReLU and ELU keep only their small negative side); ``saturated``:
+        the share of outputs beyond ``SATURATION`` of a bounded activation's half-range from
+        its middle (tanh: |y| > 0.99; its slope there is nearly 0). Both are NaN where they do
+        not apply; without samples the answer is empty. Also ``activation`` (its name), ``units``,
+        ``dead_units`` (bool per unit) and ``saturated_units`` (per unit, the share of samples
+        saturated)."""
+        if x is None:
+            x = self.probe_inputs()
+        values = {} if x is None or len(x) == 0 else self.layer_values(x)
+        out: dict[str, dict[str, Any]] = {}
+        for node in self.facts.model.walk():
+            act = getattr(node.layer, "act", None)
+            seen = values.get(node.path, {})
+            if act is None or "activation" not in seen:
+                continue
+            y = np.asarray(seen["activation"])
+            y = y.reshape(len(y), -1)
+            units = y.shape[1]
+            dead_units = np.zeros(units, dtype=bool)
+            saturated_units = np.full(units, np.nan)
+            dead = saturated = float("nan")
+            if 0.0 in act.kinks:
+                z = np.asarray(seen.get("pre_activation", y)).reshape(len(y), -1)
+                dead_units = np.all(z <= 0.0, axis=0)
+                dead = float(dead_units.mean()) if units else dead
+            low, high = act.output_range
+            if act.elementwise and np.isfinite(low) and np.isfinite(high) and high > low:
+                middle, half = 0.5 * (low + high), 0.5 * (high - low)
+                beyond = np.abs(y - middle) > SATURATION * half
+                saturated_units = beyond.mean(axis=0)
+                saturated = float(beyond.mean()) if beyond.size else saturated
+            out[node.path] = {
+                "activation": act.name,
+                "units": units,
+                "dead": dead,
+                "saturated": saturated,
+                "dead_units": dead_units,
+                "saturated_units": saturated_units,
+            }
+        return out
+
+    def _layer_vectors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Each top-level layer's weights and gradient, flattened, by path (layers with
+        weights only)."""
+        model = self.facts.model
+        out = {}
+        for k, node in enumerate(model.nodes):
+            slots = model.layer_slots(k)
+            if slots:
+                w = np.concatenate([Model.view(self.theta, s).ravel() for s in slots])
+                g = np.concatenate([Model.view(self.grad, s).ravel() for s in slots])
+                out[node.path] = (w, g)
+        return out
+
 
 def _grid(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return a.reshape(*shape, a.shape[-1])
+
+
+def _symmetric_histogram(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of the finite ``values`` in ``bins`` equal bins over ±(their largest magnitude)."""
+    finite = values[np.isfinite(values)]
+    limit = float(np.abs(finite).max()) if finite.size else 0.0
+    edges = np.linspace(-limit, limit, bins + 1) if limit > 0 else np.linspace(-1.0, 1.0, bins + 1)
+    return edges, np.histogram(finite, bins=edges)[0]

@@ -160,6 +160,19 @@ class SessionService:
 
         return self._submit(rewind)
 
+    def go_to(self, step: int) -> Future[Any]:
+        """Rewind to ``step``, or train on to it: the timeline's one command (decided on the
+        worker, from the step the session is really at)."""
+
+        def go(session: Session) -> None:
+            if step < session.step or (step == session.step and not session.at_step_boundary):
+                session.rewind(step)
+                self._reset_history = True
+            elif step > session.step:
+                session.run_steps(step - session.step)
+
+        return self._submit(go)
+
     def fork(self, step: int | None = None) -> Future[Any]:
         """A new, started service from ``step`` of this run (resolves with it)."""
         return self._submit(
@@ -332,6 +345,7 @@ class SessionService:
             or epochs < seen_epochs
         )
         first_row, first_epoch = (0, 0) if reset else (seen_rows, seen_epochs)
+        batch = session.batch_in_progress()
         self._seen = (rows, stride, epochs, epoch_stride)
         self._reset_history = False
         return Snapshot(
@@ -352,6 +366,10 @@ class SessionService:
             new_epochs=tuple(dict(r) for r in history.epochs[first_epoch:]),
             playing=self._playing,
             diverged=None if session.diverged is None else session.diverged.describe(),
+            lr=float(session.lr_at(max(session.step - 1, 0))),
+            optimizer_hp=dict(session.optimizer.hp),
+            batch_inputs=None if batch is None else frozen(batch[0]),
+            batch_targets=None if batch is None else frozen(batch[1]),
         )
 
     def _emit(self, event: str, payload: dict[str, Any]) -> None:
@@ -391,9 +409,12 @@ def _facts_of(session: Session) -> SessionFacts:
         bounds=bounds,
         phase_names=tuple(session.phase_names),
         parameter_keys=tuple(s.key for s in session.model.slots),
+        loss=session.loss,
+        optimizer_name=session.optimizer.name,
         dataset_name=data.dataset_name,
         n_classes=data.n_classes,
         class_names=tuple(data.class_names),
+        probe_inputs=frozen((data.X_val if len(data.X_val) else data.X_train)[:1000]),
         points_train=_frozen_or_none(data.points_train),
         points_val=_frozen_or_none(data.points_val),
         targets_train=frozen(data.y_train) if data.planar else None,

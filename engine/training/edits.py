@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gradient_lab.engine.training.errors import ExperimentError
+
 
 @dataclass(frozen=True)
 class Edit:
@@ -62,6 +64,52 @@ class EditLog:
         log = EditLog()
         log.edits = [e for e in self.edits if e.made_at <= step]
         return log
+
+
+EDIT_KINDS = ("weight", "hyperparameter", "batch_size")
+
+
+def edit_record(edit: Edit) -> dict[str, Any]:
+    """The edit as plain JSON values (an autosave keeps a run as its edits and its step)."""
+    return {
+        "step": edit.step,
+        "made_at": edit.made_at,
+        "kind": edit.kind,
+        "target": edit.target,
+        "name": edit.name,
+        "index": list(edit.index),
+        "value": edit.value,
+    }
+
+
+def edit_from_record(record: Any, where: str) -> Edit:
+    """An edit read back from ``edit_record``'s values; a value that cannot be one names the
+    field (``where`` says which record of which file)."""
+    if not isinstance(record, dict):
+        raise ExperimentError(f"{where}: expected a table of an edit's fields", where)
+    for key in ("step", "made_at"):
+        value = record.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ExperimentError(f"{where}.{key} = {value!r}: expected a whole number >= 0", where)
+    kind = record.get("kind")
+    if kind not in EDIT_KINDS:
+        raise ExperimentError(
+            f"{where}.kind = {kind!r}: expected one of {', '.join(EDIT_KINDS)}", where
+        )
+    index = record.get("index", [])
+    if not isinstance(index, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in index
+    ):
+        raise ExperimentError(f"{where}.index = {index!r}: expected a list of whole numbers", where)
+    return Edit(
+        record["step"],
+        record["made_at"],
+        kind,
+        str(record.get("target", "")),
+        str(record.get("name", "")),
+        tuple(index),
+        record.get("value"),
+    )
 
 
 def edit_targets(session: Any) -> dict[str, Any]:

@@ -618,6 +618,15 @@ class Session:
             self._calls = []
             self._runner = self.model.runner(training=True, rng=self.noise)
 
+    def batch_in_progress(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The inputs and targets of the step in progress (None between steps): what a phase
+        by phase view explains."""
+        if self.at_step_boundary:
+            return None
+        start, size = self._batch
+        rows = self.perm[start : start + size]
+        return self.x_train[rows], self.targets_train[rows]
+
     def _new_permutation(self) -> None:
         n = len(self.x_train)
         if self.experiment.training.shuffle:
@@ -1018,6 +1027,12 @@ class Session:
     # ---------------------------------------------------------------- edits
     def set_weight(self, key: str, index: tuple[int, ...] | int, value: float) -> Edit:
         """Set one element of a weight (``layers.0.W``, (row, column)) from now on."""
+        index = self._check_weight_edit(key, index, value)
+        return self._record_edit(Edit(self.step, self.step, "weight", key, "", index, float(value)))
+
+    def _check_weight_edit(
+        self, key: str, index: tuple[int, ...] | int, value: Any
+    ) -> tuple[int, ...]:
         slots = {s.key: s for s in self.model.slots}
         if key not in slots:
             raise SessionError(f"no weight {key!r}: choose one of {', '.join(slots)}")
@@ -1029,7 +1044,7 @@ class Session:
             raise SessionError(f"{key}{list(index)}: expected an index inside the shape {shape}")
         if isinstance(value, bool) or not math.isfinite(float(value)):
             raise SessionError(f"{key}{list(index)} = {value!r}: expected a finite number")
-        return self._record_edit(Edit(self.step, self.step, "weight", key, "", index, float(value)))
+        return index
 
     def set_hyperparameter(self, target: str, name: str, value: Any) -> Edit:
         """Set a hyperparameter of ``target`` ("optimizer", a parameter group, "regularizers[i]")
@@ -1058,6 +1073,18 @@ class Session:
         size = max(1, min(int(size), len(self.x_train)))
         starts = self.step + (self.steps_per_epoch - self.batch_in_epoch) % self.steps_per_epoch
         return self._record_edit(Edit(starts, self.step, "batch_size", value=size))
+
+    def replay(self, edits: list[Edit], step: int) -> None:
+        """Train a new session to ``step`` with a recorded run's ``edits`` (an autosave's): the
+        same run, bit for bit, as the one that made them."""
+        if self.step or self.phase_index or self.edits.edits:
+            raise SessionError("a recorded run replays only into a new session, at step 0")
+        for edit in sorted(edits, key=lambda e: e.made_at):
+            if edit.kind == "weight":
+                self._check_weight_edit(edit.target, edit.index, edit.value)
+            self.edits.add(edit)
+        self._apply_edits_at(0)
+        self.run_steps(step)
 
     def _record_edit(self, edit: Edit) -> Edit:
         if not self.at_step_boundary:

@@ -41,8 +41,8 @@ def window(qtbot):
     """``open(path)``: the main window on an experiment file, its session built."""
     from gradient_lab.app.main_window import MainWindow
 
-    def open_window(path=None):
-        win = MainWindow()
+    def open_window(path=None, options=None):
+        win = MainWindow(plugin_options=options)
         qtbot.addWidget(win)
         win.show()
         win.open_experiment(path or default_experiment_path())

@@ -60,7 +60,7 @@ def test_edges_show_each_weight_s_sign_and_size(window):
         w = weights[edge.key][edge.index]
         colour = edge.pen().color().getRgb()[:3]
         assert colour == (POSITIVE if w > 0 else NEGATIVE)
-        assert f"{w:+.4f}" in edge.toolTip()
+        assert f"{w:+.4f}" in edge.describe()
         widths.append((abs(w), edge.pen().widthF()))
     widths.sort()
     assert all(a[1] <= b[1] for a, b in pairwise(widths))
@@ -122,7 +122,7 @@ def test_clicking_a_weight_edits_it_in_the_session(window, qtbot, monkeypatch):
     qtbot.mouseClick(view.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=point)
     snap = settle(qtbot, win, lambda s: s.parameters()[edge.key][edge.index] == 0.75)
     assert asked[0][0] == f"New value of {edge.key}[{edge.index[0]}, {edge.index[1]}]:"
-    assert f"{0.75:+.4f}" in edge.toolTip() and snap.step == 0
+    assert f"{0.75:+.4f}" in edge.describe() and snap.step == 0
 
 
 def test_a_bad_file_gets_a_dialog_naming_the_field_and_the_session_goes_on(window, qtbot, tmp_path):

@@ -1,0 +1,243 @@
+"""``gradient-lab bench --app``: the window's speed while training at full speed on W1, every
+dock open: frames drawn per second by each view, the share of the headless service's steps a
+second that training keeps with the window open, and how late a 10 ms timer on the GUI thread
+fires (how long input waits). Rounds alternate with the service alone, as this machine's speed
+drifts within seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROUND_SECONDS = 4.0
+ROUNDS = 3
+FPS_TARGET = 30.0
+SHARE_TARGET = 0.7
+LATENCY_TARGET_MS = 50.0
+
+
+def command_bench_app(args: Any) -> int:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen" if not os.environ.get("DISPLAY") else "")
+    if not os.environ["QT_QPA_PLATFORM"]:
+        del os.environ["QT_QPA_PLATFORM"]
+    from gradient_lab.engine.cli.bench import W1
+
+    seconds = 1.5 if args.quick else ROUND_SECONDS
+    rounds = 1 if args.quick else ROUNDS
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "w1.toml"
+        path.write_text(W1.toml, encoding="utf-8")
+        os.environ.setdefault("GRADIENT_LAB_CONFIG", str(Path(folder) / "config"))
+        record = measure(path, seconds, rounds)
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print(report(record))
+    return 0
+
+
+def measure(path: Path, seconds: float, rounds: int) -> dict[str, Any]:
+    from PySide6 import QtCore
+
+    from gradient_lab.app.main import application
+    from gradient_lab.app.main_window import MainWindow
+
+    app = application()
+    window = MainWindow()
+    window.resize(1920, 1080)
+    window.show()
+    window.open_experiment(path)
+    _wait(app, lambda: window.latest is not None, 300)
+    window.service().wait_compiled(300)
+    views = open_every_dock(window)
+    counter = paint_counter(views)
+    for view in views.values():
+        view.installEventFilter(counter)
+    window.controls.speed.setCurrentText("as fast as possible")
+    window_rates: list[float] = []
+    alone_rates: list[float] = []
+    fps: dict[str, list[float]] = {name: [] for name in views}
+    gaps: list[float] = []
+    for _ in range(rounds):
+        alone_rates.append(service_alone(path, seconds, window.registry))
+        steps, frames, round_gaps = play_round(app, window, counter, seconds)
+        window_rates.append(steps)
+        gaps += round_gaps
+        for name, count in frames.items():
+            fps[name].append(count)
+    window.close()
+    gaps.sort()
+    share = [w / a for w, a in zip(window_rates, alone_rates, strict=True)]
+    return {
+        "workload": "W1, every dock open, full speed",
+        "platform": QtCore.QCoreApplication.instance().platformName(),  # type: ignore[union-attr]
+        "rounds": rounds,
+        "seconds_per_round": seconds,
+        "fps": {name: statistics.median(values) for name, values in fps.items()},
+        "steps_per_second_window": statistics.median(window_rates),
+        "steps_per_second_alone": statistics.median(alone_rates),
+        "share": statistics.median(share),
+        "timer_gap_ms_median": 1000 * gaps[len(gaps) // 2],
+        "timer_gap_ms_p99": 1000 * gaps[min(len(gaps) - 1, int(0.99 * len(gaps)))],
+        "timer_gap_ms_max": 1000 * gaps[-1],
+    }
+
+
+def open_every_dock(window: Any) -> dict[str, Any]:
+    """Every dock shown at once (none behind another's tab); the views whose paints count."""
+    from PySide6 import QtCore
+
+    areas = [
+        QtCore.Qt.DockWidgetArea.BottomDockWidgetArea,
+        QtCore.Qt.DockWidgetArea.RightDockWidgetArea,
+    ]
+    docks = [
+        window.curves_dock,
+        window.inspector_dock,
+        window.weights_dock,
+        window.gradients_dock,
+        window.landscape_dock,
+        window.curvature_dock,
+    ]
+    for i, dock in enumerate(docks):
+        window.addDockWidget(areas[i % 2], dock)
+        dock.show()
+    return {
+        "network": window.network.viewport(),
+        "output": window.output.plot.viewport(),
+        "curves": window.curves.loss_plot.viewport(),
+        "weights": _first_plot(window.weights),
+        "gradients": _first_plot(window.gradients),
+        "landscape": window.landscape.map.viewport(),
+        "curvature": window.curvature.plot.viewport(),
+        "step inspector": window.inspector.text.viewport(),
+    }
+
+
+def _first_plot(view: Any) -> Any:
+    """The viewport of a dock's first plot: where its frames are painted."""
+    import pyqtgraph as pg
+
+    return view.findChildren(pg.PlotWidget)[0].viewport()
+
+
+def paint_counter(views: dict[str, Any]) -> Any:
+    """A Qt event filter counting paint events per view (a view's frames)."""
+    from PySide6 import QtCore
+
+    class PaintCounter(QtCore.QObject):
+        def __init__(self) -> None:
+            super().__init__()
+            self.names = {id(view): name for name, view in views.items()}
+            self.counts = dict.fromkeys(views, 0)
+
+        def eventFilter(self, watched: Any, event: Any) -> bool:
+            if event.type() == QtCore.QEvent.Type.Paint:
+                name = self.names.get(id(watched))
+                if name is not None:
+                    self.counts[name] += 1
+            return False
+
+    return PaintCounter()
+
+
+def play_round(app: Any, window: Any, counter: Any, seconds: float) -> tuple[float, dict, list]:
+    from PySide6 import QtCore
+
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QtCore.QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    window.controls.play.trigger()
+    _wait(app, lambda: window.latest.playing, 30)
+    _run(app, 0.5)  # past the first chunks
+    counter.counts = dict.fromkeys(counter.counts, 0)
+    start_step, started = window.service().snapshot.step, time.perf_counter()
+    last[0] = started
+    timer.start()
+    _run(app, seconds)
+    timer.stop()
+    took = time.perf_counter() - started
+    steps = (window.service().snapshot.step - start_step) / took
+    frames = {name: count / took for name, count in counter.counts.items()}
+    window.controls.play.trigger()
+    _wait(app, lambda: not window.latest.playing, 30)
+    return steps, frames, gaps[1:]
+
+
+def service_alone(path: Path, seconds: float, registry: Any) -> float:
+    """Steps a second of the same experiment played by the service with no window."""
+    from gradient_lab.engine.service.worker import SessionService
+    from gradient_lab.engine.training.experiment import load_experiment
+
+    service = SessionService(load_experiment(path, registry), registry).start()
+    try:
+        service.wait_compiled(300)
+        service.play(None).result(60)
+        time.sleep(0.5)
+        start, started = service.snapshot.step, time.perf_counter()
+        time.sleep(seconds)
+        return (service.snapshot.step - start) / (time.perf_counter() - started)
+    finally:
+        service.close()
+
+
+def _run(app: Any, seconds: float) -> None:
+    from PySide6 import QtCore
+
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
+
+
+def _wait(app: Any, condition: Any, timeout: float) -> None:
+    end = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > end:
+            raise TimeoutError("the window did not get there in time")
+        app.processEvents()
+        time.sleep(0.002)
+
+
+def report(record: dict[str, Any]) -> str:
+    lines = [
+        f"{record['workload']} ({record['platform']} platform, {record['rounds']} rounds of "
+        f"{record['seconds_per_round']:g} s, medians)",
+        "",
+        "view               frames/s",
+    ]
+    for name, fps in record["fps"].items():
+        mark = "" if fps >= FPS_TARGET else f"   (< {FPS_TARGET:g})"
+        lines.append(f"{name:<18} {fps:8.1f}{mark}")
+    lines += [
+        "",
+        f"training with the window open  {record['steps_per_second_window']:>10,.0f} steps/s",
+        f"the service alone              {record['steps_per_second_alone']:>10,.0f} steps/s",
+        f"share kept                     {record['share']:>10.2f}   (target {SHARE_TARGET})",
+        f"10 ms timer, gap median / p99 / max  {record['timer_gap_ms_median']:.1f} / "
+        f"{record['timer_gap_ms_p99']:.1f} / {record['timer_gap_ms_max']:.1f} ms "
+        f"(input waits at most the gap; target {LATENCY_TARGET_MS:g} ms)",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    sys.exit(command_bench_app(parser.parse_args()))

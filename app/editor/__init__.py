@@ -1,0 +1,1 @@
+"""The experiment editor: forms generated from the plugins' declared parameters."""
