@@ -4,6 +4,7 @@ no Qt object is touched from the worker and no signal crosses threads."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -35,3 +36,21 @@ def when_done(
     timer.timeout.connect(poll)
     timer.start()
     return future
+
+
+class Inbox:
+    """What a worker thread hands the GUI thread: (kind, item) pairs under a lock. Workers hold
+    an inbox, never a Qt object, so no Qt wrapper is ever released off the GUI thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[tuple[str, Any]] = []
+
+    def push(self, kind: str, item: Any) -> None:
+        with self._lock:
+            self._items.append((kind, item))
+
+    def take(self) -> list[tuple[str, Any]]:
+        with self._lock:
+            items, self._items = self._items, []
+        return items

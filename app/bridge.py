@@ -8,10 +8,11 @@ and the events. No Qt signal crosses threads and no view reads an array training
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from PySide6 import QtCore
+
+from gradient_lab.app.background import Inbox
 
 DRAIN_MS = 16
 
@@ -26,25 +27,17 @@ class ServiceBridge(QtCore.QObject):
     def __init__(self, service: Any, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.service = service
-        self._lock = threading.Lock()
-        self._pending: list[tuple[str, Any]] = []
-        self._unsubscribe = service.subscribe(self._heard)
+        self._inbox = ServiceInbox()
+        # the worker holds the inbox, never this QObject: no Qt wrapper is released on it
+        self._unsubscribe = service.subscribe(self._inbox)
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(DRAIN_MS)
         self._timer.timeout.connect(self.drain)
         self._timer.start()
 
-    def _heard(self, event: str, payload: dict[str, Any]) -> None:  # on the worker thread
-        if event in ("state_changed", "step_done"):
-            return
-        item = payload["snapshot"] if event == "snapshot" else payload
-        with self._lock:
-            self._pending.append((event, item))
-
     def drain(self) -> None:
         """Deliver what the worker published since the last drain (the timer calls this)."""
-        with self._lock:
-            pending, self._pending = self._pending, []
+        pending = self._inbox.take()
         batch: list[Any] = []
         for event, item in pending:
             if event == "snapshot":
@@ -62,3 +55,12 @@ class ServiceBridge(QtCore.QObject):
         self._timer.stop()
         self._unsubscribe()
         self.service.close()
+
+
+class ServiceInbox(Inbox):
+    """The service's listener: on the worker thread it only queues, under a lock."""
+
+    def __call__(self, event: str, payload: dict[str, Any]) -> None:
+        if event in ("state_changed", "step_done"):
+            return
+        self.push(event, payload["snapshot"] if event == "snapshot" else payload)

@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6 import QtCore
 
-from gradient_lab.app.background import when_done
+from gradient_lab.app.background import Inbox, when_done
 
 POLL_MS = 50
 
@@ -28,8 +28,7 @@ class LandscapeRun(QtCore.QObject):
     def __init__(self, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.job: Any = None
-        self._lock = threading.Lock()
-        self._pending: list[tuple[str, Any]] = []
+        self._inbox = Inbox()
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._deliver)
@@ -56,30 +55,19 @@ class LandscapeRun(QtCore.QObject):
             self._push("failed", str(exc))
             self._push("finished", None)
             return
-        job = self.job
+        # the thread holds the inbox only: no Qt object is ever released on it
         threading.Thread(
-            target=self._scan, args=(job, init), name="gradient-lab landscape", daemon=True
+            target=_scan,
+            args=(self.job, init, self._inbox),
+            name="gradient-lab landscape",
+            daemon=True,
         ).start()
 
-    def _scan(self, job: Any, init: Any) -> None:  # on the scan's own thread
-        from gradient_lab.engine.instruments.landscape.lines import line_between
-
-        try:
-            for result in job.results():
-                self._push("plane", result)
-            if not job.cancelled:
-                self._push("line", line_between(job.evaluator, init, job.center))
-        except Exception as exc:
-            self._push("failed", f"{type(exc).__name__}: {exc}")
-        self._push("finished", None)
-
     def _push(self, kind: str, item: Any) -> None:
-        with self._lock:
-            self._pending.append((kind, item))
+        self._inbox.push(kind, item)
 
     def _deliver(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
+        pending = self._inbox.take()
         planes = [item for kind, item in pending if kind == "plane"]
         if planes:
             self.plane.emit(planes[-1])  # refinements replace each other: the newest counts
@@ -100,3 +88,16 @@ class LandscapeRun(QtCore.QObject):
     def close(self, wait: Callable[[], None] | None = None) -> None:
         self.cancel()
         self._timer.stop()
+
+
+def _scan(job: Any, init: Any, inbox: Inbox) -> None:  # on the scan's own thread
+    from gradient_lab.engine.instruments.landscape.lines import line_between
+
+    try:
+        for result in job.results():
+            inbox.push("plane", result)
+        if not job.cancelled:
+            inbox.push("line", line_between(job.evaluator, init, job.center))
+    except Exception as exc:
+        inbox.push("failed", f"{type(exc).__name__}: {exc}")
+    inbox.push("finished", None)

@@ -5,6 +5,7 @@ second; every number shown comes from the snapshot."""
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import Future
 from functools import partial
 from importlib.resources import files
@@ -16,6 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from gradient_lab.app import autosave, theme
 from gradient_lab.app.background import in_background, when_done
 from gradient_lab.app.bridge import ServiceBridge
+from gradient_lab.app.classroom import ClassroomDialog, apply_classroom
 from gradient_lab.app.editor.experiment_editor import ExperimentEditor
 from gradient_lab.app.editor.weight_edit import WeightChange
 from gradient_lab.app.export import ExportMenu
@@ -57,6 +59,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loading: Future[Any] | None = None
         self.closed = False  # loads that finish after the window closed start nothing
         self.comparisons: list[Any] = []
+        self.weights_locked = False  # a teacher's classroom setting
         self.path: Path | None = None
         self.experiment: Any = None
         self.bridge: ServiceBridge | None = None
@@ -226,6 +229,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view_menu.addAction(self.plugins_dock.toggleViewAction())
         self.view_menu.addSeparator()
         self.view_menu.addMenu(theme.AppearanceMenu(self))
+        classroom = self.view_menu.addAction("&Classroom settings…", self.classroom_settings)
+        classroom.setStatusTip("Hide views and lock controls for this experiment")
         leave = QtGui.QAction("Leave presentation mode", self)
         leave.setShortcut(QtGui.QKeySequence("Escape"))
         leave.triggered.connect(self._leave_presentation)
@@ -290,6 +295,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.close_session()
         self.path, self.experiment = path, experiment
+        apply_classroom(self, experiment.classroom)
         self.setWindowTitle(f"Gradient Lab — {title or path.stem}")
         if not _built_in(path):
             self._remember(path)
@@ -507,6 +513,9 @@ class MainWindow(QtWidgets.QMainWindow):
         """Ask for a new value of weight ``key[index]`` and set it (a recorded edit)."""
         if self.latest is None:
             return
+        if self.weights_locked:
+            self.statusBar().showMessage("Editing weights is locked for this experiment", 4000)
+            return
         current = float(self.latest.parameters()[key][index])
         where = f"{key}[{', '.join(str(i) for i in index)}]"
         value, ok = QtWidgets.QInputDialog.getDouble(
@@ -523,6 +532,20 @@ class MainWindow(QtWidgets.QMainWindow):
         service.set_weight(key, index, value)
         self.timeline.fork_at(self.latest.step)
         self.autosaver.save(force=True)
+
+    def classroom_settings(self) -> Any:
+        """The teacher's dialog: views to hide and controls to lock, kept in the experiment."""
+        if self.experiment is None:
+            return None
+        dialog = ClassroomDialog(self)
+        dialog.open()
+        return dialog
+
+    def _experiment_edited_classroom(self, experiment: Any) -> Any:
+        """The editor rebuilds the experiment from its forms: the classroom settings stay."""
+        if self.experiment is None:
+            return experiment
+        return dataclasses.replace(experiment, classroom=self.experiment.classroom)
 
     def compare(self) -> Any:
         """Choose what B changes; the comparison opens in a window of its own."""
@@ -568,7 +591,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ the editor
     def _experiment_edited(self, experiment: Any) -> None:
-        self.experiment = experiment  # what Save writes
+        self.experiment = self._experiment_edited_classroom(experiment)  # what Save writes
 
     def _live_edit(self, target: str, name: str, value: Any) -> None:
         """A hyperparameter or the batch size changed: a recorded edit of the running session."""

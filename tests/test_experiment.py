@@ -690,3 +690,20 @@ def test_a_plugins_own_cross_checks_run_at_load_time():
         parse_experiment(doc, registry)
     assert info.value.field == "training.optimizer"
     assert "training.optimizer: " in str(info.value) and "Nesterov" in str(info.value)
+
+
+def test_a_teacher_s_classroom_settings_round_trip_and_bad_names_are_named():
+    text = EXAMPLE + '\n[classroom]\nhide = ["landscape", "plugins"]\nlock = ["editor"]\n'
+    exp = parse_experiment(text)
+    assert exp.classroom.hide == ["landscape", "plugins"] and exp.classroom.lock == ["editor"]
+    assert parse_experiment(experiment_to_toml(exp)) == exp
+    assert "classroom" not in experiment_to_dict(parse_experiment(EXAMPLE))
+    for bad, field_name in (
+        ('hide = ["radar"]', "classroom.hide[0]"),
+        ('lock = ["editor", "play"]', "classroom.lock[1]"),
+        ('paint = ["x"]', "classroom"),
+        ('hide = "landscape"', "classroom.hide"),
+    ):
+        with pytest.raises(ExperimentError) as info:
+            parse_experiment(EXAMPLE + f"\n[classroom]\n{bad}\n")
+        assert info.value.field.startswith(field_name), (bad, info.value.field)

@@ -18,6 +18,7 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradient_lab.app.editor.fields import ParamField
+from gradient_lab.app.formula import latex_to_html
 from gradient_lab.engine.plugin_api import Param
 from gradient_lab.engine.training.data import FEATURES
 from gradient_lab.engine.training.errors import ExperimentError
@@ -234,6 +235,8 @@ class ExperimentEditor(QtWidgets.QScrollArea):
             )
         )
         form.addRow(label, box)
+        if cls is not None and cls.formula:
+            form.addRow("", formula_label(cls, form.parentWidget()))
         for param in () if cls is None else cls.params:
             if param.type in ("dict", "floats", "strs"):
                 continue
@@ -459,6 +462,16 @@ class ExperimentEditor(QtWidgets.QScrollArea):
             if waiting
             else "Learning rate, momentum, regularization and batch size apply live."
         )
+
+
+def formula_label(cls: Any, parent: QtWidgets.QWidget | None) -> QtWidgets.QLabel:
+    """The plugin's formula, rendered; its teaching text as the tooltip."""
+    label = QtWidgets.QLabel(latex_to_html(cls.formula), parent)
+    label.setObjectName(f"formula {cls.kind} {cls.name}")
+    label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+    label.setWordWrap(True)
+    label.setToolTip(cls.teaching or "")
+    return label
 
 
 def _structure(doc: dict[str, Any]) -> Any:

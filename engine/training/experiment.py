@@ -116,6 +116,29 @@ class TrainingSpec:
     groups: dict[str, GroupSpec] = field(default_factory=dict)
 
 
+CLASSROOM_VIEWS = (
+    "editor",
+    "curves",
+    "step inspector",
+    "weights",
+    "gradients",
+    "landscape",
+    "curvature",
+    "plugins",
+    "timeline",
+)
+CLASSROOM_LOCKS = ("editor", "weights", "plugins")
+
+
+@dataclass
+class ClassroomSpec:
+    """What a teacher hid or locked in the app for this experiment (the engine ignores it):
+    ``hide`` names views (CLASSROOM_VIEWS), ``lock`` controls (CLASSROOM_LOCKS)."""
+
+    hide: list[str] = field(default_factory=list)
+    lock: list[str] = field(default_factory=list)
+
+
 @dataclass
 class Experiment:
     """Everything a session needs to train, reproducibly from ``seed``."""
@@ -125,11 +148,13 @@ class Experiment:
     training: TrainingSpec
     seed: int = 0
     schema: int = SCHEMA
+    classroom: ClassroomSpec = field(default_factory=ClassroomSpec)
 
 
 # ---------------------------------------------------------------------------- keys and params
 
-TOP_KEYS = ("schema", "seed", "data", "model", "training")
+TOP_KEYS = ("schema", "seed", "data", "model", "training", "classroom")
+CLASSROOM_KEYS = ("hide", "lock")
 DATA_KEYS = ("dataset", "validation_fraction", "features", "seed")
 MODEL_KEYS = ("init", "layers", "architecture", "output_activation", "dtype")
 TRAINING_KEYS = (
@@ -339,7 +364,24 @@ def _parse_document(
         training=_parse_training(_table(doc, "training"), registry),
         seed=seed,
         schema=SCHEMA,
+        classroom=_parse_classroom(doc.get("classroom", {})),
     )
+
+
+def _parse_classroom(value: Any) -> ClassroomSpec:
+    table = _subtable(value, "classroom")
+    _check_keys(table, CLASSROOM_KEYS, "classroom", "in [classroom]")
+    spec = ClassroomSpec()
+    for key, allowed in (("hide", CLASSROOM_VIEWS), ("lock", CLASSROOM_LOCKS)):
+        names = _list(table.get(key, []), f"classroom.{key}", "names")
+        for i, name in enumerate(names):
+            if name not in allowed:
+                where = f"classroom.{key}[{i}]"
+                raise ExperimentError(
+                    f"{where} = {name!r} is not allowed: one of {', '.join(allowed)}", where
+                )
+        getattr(spec, key).extend(dict.fromkeys(names))
+    return spec
 
 
 def _parse_data(
@@ -655,13 +697,17 @@ def experiment_to_dict(exp: Experiment, folder: str | Path | None = None) -> dic
         if group.schedule is not None:
             entry["schedule"] = _choice_value(group.schedule)
         training.setdefault("groups", {})[name] = entry
-    return {
+    doc: dict[str, Any] = {
         "schema": exp.schema,
         "seed": exp.seed,
         "data": data,
         "model": model,
         "training": training,
     }
+    classroom = {k: list(v) for k, v in vars(exp.classroom).items() if v}
+    if classroom:
+        doc["classroom"] = classroom
+    return doc
 
 
 def _path_text(written: str, current: str, base_dir: str | None, folder: str | Path | None) -> str:
