@@ -33,6 +33,8 @@ lint: install-test
 
 test: lint
 	$(BIN)/gradient-lab bench --quick
+	# the 3D view's test needs a virtual display: installed where this is root with apt
+	-$(BIN)/python -m gradient_lab.app.platform_check --install --virtual-display
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest --durations=15
 
 bench: install-test

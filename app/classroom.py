@@ -8,7 +8,7 @@ from typing import Any
 
 from PySide6 import QtWidgets
 
-from gradient_lab.engine.training.experiment import (
+from gradient_lab.engine.training.classroom import (
     CLASSROOM_LOCKS,
     CLASSROOM_VIEWS,
     ClassroomSpec,

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from gradient_lab.app import platform_check
 from gradient_lab.app.session_loader import PluginOptions
 from gradient_lab.engine.plugin_api import PluginError
+
+FIRST_PAINT_MS = 30  # the engine starts loading this long after the window shows
 
 
 def main(args: argparse.Namespace) -> int:
@@ -29,7 +31,8 @@ def main(args: argparse.Namespace) -> int:
     options = PluginOptions(plugins_dir=args.plugins_dir, safe_mode=args.safe_mode)
     app = application()
     window = open_window(path, options=options)
-    window.offer_recovery()  # the last session was killed or crashed: offer its run back
+    # the last session was killed or crashed: offer its run back (once the window is up)
+    QtCore.QTimer.singleShot(FIRST_PAINT_MS, window.offer_recovery)
     code = app.exec()
     del window
     return int(code)
@@ -46,11 +49,13 @@ def application() -> QtWidgets.QApplication:
 
 
 def open_window(path: Path, registry: Any = None, options: PluginOptions | None = None) -> Any:
-    """The main window, shown, opening ``path``: the engine and the plugins load behind it (on
-    these 2 cores, loading them beside the window's own imports slowed both)."""
+    """The main window, shown, opening ``path``: the engine and the plugins load behind it,
+    once the window has painted (on these 2 cores, loading them beside the window's own imports
+    or its first paint slowed both)."""
     from gradient_lab.app.main_window import MainWindow
 
     window = MainWindow(registry, options)
     window.show()
-    window.open_experiment(path)
+    window.repaint()
+    QtCore.QTimer.singleShot(FIRST_PAINT_MS, lambda: window.open_experiment(path))
     return window

@@ -21,6 +21,7 @@ from gradient_lab.app.classroom import ClassroomDialog, apply_classroom
 from gradient_lab.app.editor.experiment_editor import ExperimentEditor
 from gradient_lab.app.editor.weight_edit import WeightChange
 from gradient_lab.app.export import ExportMenu
+from gradient_lab.app.labs import LABS
 from gradient_lab.app.session_loader import PluginOptions, load
 from gradient_lab.app.settings import app_settings
 from gradient_lab.app.training_controls import TrainingControls
@@ -59,6 +60,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loading: Future[Any] | None = None
         self.closed = False  # loads that finish after the window closed start nothing
         self.comparisons: list[Any] = []
+        self.labs: dict[Any, Any] = {}
         self.weights_locked = False  # a teacher's classroom setting
         self.path: Path | None = None
         self.experiment: Any = None
@@ -137,7 +139,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._status_bar()
         app = QtWidgets.QApplication.instance()
         if isinstance(app, QtWidgets.QApplication):
-            theme.restore_theme(app)
+            theme.restore_theme(app, self)
         self.network.edit_requested.connect(self.edit_value)
         self.network.neuron_selected.connect(self._neuron_selected)
 
@@ -235,6 +237,9 @@ class MainWindow(QtWidgets.QMainWindow):
         leave.setShortcut(QtGui.QKeySequence("Escape"))
         leave.triggered.connect(self._leave_presentation)
         self.addAction(leave)
+        labs = menu.addMenu("&Labs")
+        for title, cls in LABS:
+            labs.addAction(f"{title}…", partial(self.open_lab, cls))
         help_menu = menu.addMenu("&Help")
         shortcuts = help_menu.addAction("&Keyboard shortcuts", self.show_shortcuts)
         shortcuts.setShortcut(QtGui.QKeySequence("F1"))
@@ -547,6 +552,17 @@ class MainWindow(QtWidgets.QMainWindow):
             return experiment
         return dataclasses.replace(experiment, classroom=self.experiment.classroom)
 
+    def open_lab(self, cls: Any) -> Any:
+        """A theory lab in a window of its own (kept, and closed with this one)."""
+        lab = self.labs.get(cls)
+        if lab is None:
+            lab = cls(self.registry, self)
+            lab.open_experiment.connect(self.open_experiment)
+            self.labs[cls] = lab
+        lab.show()
+        lab.raise_()
+        return lab
+
     def compare(self) -> Any:
         """Choose what B changes; the comparison opens in a window of its own."""
         if self.experiment is None or self.registry is None:
@@ -646,7 +662,7 @@ class MainWindow(QtWidgets.QMainWindow):
         settings.setValue("window/state", self.saveState())
         settings.sync()
         self.closed = True
-        for window in self.comparisons:
+        for window in [*self.comparisons, *self.labs.values()]:
             window.close()
         self.landscape.close_scan()
         self.render_timer.stop()

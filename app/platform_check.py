@@ -80,23 +80,48 @@ def problem(environ=os.environ, loadable=_loadable) -> str | None:
     return None
 
 
+def virtual_display_packages() -> list[str]:
+    missing = [] if shutil.which("xvfb-run") else ["xvfb"]
+    dri = "/usr/lib/x86_64-linux-gnu/dri"
+    if (
+        sys.platform.startswith("linux")
+        and not os.path.isdir(dri)
+        and not os.path.isdir("/usr/lib/aarch64-linux-gnu/dri")
+    ):
+        missing.append("libgl1-mesa-dri")
+    return missing
+
+
+def install(packages: list[str]) -> int:
+    """apt-get install ``packages`` (as root), updating the package lists if that fails."""
+    command = install_command(packages)
+    if not (command.startswith("apt-get") and shutil.which("apt-get")):
+        print(f"missing: {' '.join(packages)}; install them with: {command}")
+        return 2
+    print(f"installing {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.call(command.split(), env=env) == 0:
+        return 0
+    subprocess.call(["apt-get", "update", "-q"], env=env)  # a fresh image has no lists yet
+    return subprocess.call(command.split(), env=env)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Report the missing libraries; with --install, install them when this is root with apt."""
-    install = "--install" in (sys.argv[1:] if argv is None else argv)
+    """Report the missing libraries; with --install, install them when this is root with apt
+    (with --virtual-display, also Xvfb and software OpenGL, which the 3D view's test uses)."""
+    args = sys.argv[1:] if argv is None else argv
     missing = missing_packages()
+    if "--virtual-display" in args:
+        missing += virtual_display_packages()
     if not missing:
         return 0
-    command = install_command(missing)
-    if install and command.startswith("apt-get") and shutil.which("apt-get"):
-        print(f"installing the libraries Qt's window needs: {' '.join(missing)}")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        if subprocess.call(command.split(), env=env) == 0:
-            return 0
-        # a fresh image has no package lists yet
-        subprocess.call(["apt-get", "update", "-q"], env=env)
-        return subprocess.call(command.split(), env=env)
-    print(f"Qt's xcb platform needs: {' '.join(missing)}; install them with: {command}")
-    return 0 if not install else 2
+    if "--install" in args:
+        return install(missing)
+    print(
+        f"Qt's xcb platform needs: {' '.join(missing)}; install them with: "
+        f"{install_command(missing)}"
+    )
+    return 0
 
 
 if __name__ == "__main__":

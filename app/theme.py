@@ -122,6 +122,7 @@ class _State:
         self.font: QtGui.QFont | None = None
         self.style: str | None = None
         self.notifier: ThemeNotifier | None = None
+        self.building: QtWidgets.QWidget | None = None  # a window restyled before it shows
 
     def capture(self, app: QtWidgets.QApplication) -> None:
         if self.palette is None:
@@ -169,11 +170,16 @@ def apply_theme(app: QtWidgets.QApplication, name: str, remember: bool = True) -
     _restyle(app)
 
 
-def restore_theme(app: QtWidgets.QApplication) -> str:
-    """Apply the theme the settings remember (light when none or an unknown one); returns it."""
+def restore_theme(app: QtWidgets.QApplication, window: QtWidgets.QWidget | None = None) -> str:
+    """Apply the theme the settings remember (light when none or an unknown one) to the open
+    windows and to ``window``, one being built; returns the theme's name."""
     name = str(app_settings().value(SETTINGS_KEY, "light"))
     name = name if name in THEMES else "light"
-    apply_theme(app, name, remember=False)
+    _state.building = window
+    try:
+        apply_theme(app, name, remember=False)
+    finally:
+        _state.building = None
     return name
 
 
@@ -219,12 +225,23 @@ def _restyle(app: QtWidgets.QApplication) -> None:
     _set_style(app, look)
     app.setPalette(_palette(look))
     pg.setConfigOptions(background=look.plot_background, foreground=look.plot_foreground)
-    for widget in app.allWidgets():
+    for widget in _live_widgets(app):
         if isinstance(widget, QtWidgets.QGraphicsView):
             _style_view(widget, look)
         elif isinstance(widget, QtWidgets.QDockWidget):
             _dock_title_font(widget)
     notifier().changed.emit(look.name)
+
+
+def _live_widgets(app: QtWidgets.QApplication) -> list[QtWidgets.QWidget]:
+    """The widgets of the windows open now, found from the windows down: ``allWidgets()`` also
+    lists widgets of closed windows waiting for deletion, and touching one of those crashed."""
+    found: list[QtWidgets.QWidget] = []
+    for window in app.topLevelWidgets():
+        if window.isVisible() or window is _state.building:
+            found.append(window)
+            found += window.findChildren(QtWidgets.QWidget)
+    return found
 
 
 def _dock_title_font(dock: QtWidgets.QDockWidget) -> None:

@@ -45,3 +45,12 @@ def test_readme_model_examples_train(heading):
     session = Session(parse_experiment(text))
     session.run_steps(3)
     assert session.step == 3 and session.diverged is None
+
+
+def test_every_picture_the_readme_shows_is_in_the_repository():
+    import re
+
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert len(pictures) >= 10
+    root = Path(__file__).parent.parent
+    assert [p for p in pictures if not (root / p).is_file()] == []

@@ -22,7 +22,6 @@ from gradient_lab.app.formula import latex_to_html
 from gradient_lab.engine.plugin_api import Param
 from gradient_lab.engine.training.data import FEATURES
 from gradient_lab.engine.training.errors import ExperimentError
-from gradient_lab.engine.training.experiment import experiment_to_dict, parse_experiment
 
 MAX_LAYERS = 8
 NEW_LAYER = {"type": "dense", "units": 4, "activation": "tanh"}
@@ -129,7 +128,7 @@ class ExperimentEditor(QtWidgets.QScrollArea):
     def set_experiment(self, experiment: Any, registry: Any) -> None:
         """A session was built from ``experiment``: edit it from here."""
         self.registry = registry
-        self.doc = experiment_to_dict(experiment)
+        self.doc = _experiments().experiment_to_dict(experiment)
         self.running = copy.deepcopy(self.doc)
         self.undo_stack.clear()
         self._rebuild()
@@ -146,7 +145,7 @@ class ExperimentEditor(QtWidgets.QScrollArea):
         new = copy.deepcopy(self.doc)
         change(new)
         try:
-            parse_experiment(new, self.registry)
+            _experiments().parse_experiment(new, self.registry)
         except ExperimentError as exc:
             self._mark(exc.field, exc.detail.split(": ", 1)[-1] if exc.detail else str(exc))
             return False
@@ -157,7 +156,7 @@ class ExperimentEditor(QtWidgets.QScrollArea):
         """Make ``new`` the document (a change, an undo or a redo) and apply what can be."""
         structure = _structure(new) != _structure(old)
         self.doc = new
-        experiment = parse_experiment(new, self.registry)
+        experiment = _experiments().parse_experiment(new, self.registry)
         self.changed.emit(experiment)
         live = live_change(self.running, new)
         if live is not None:
@@ -174,7 +173,7 @@ class ExperimentEditor(QtWidgets.QScrollArea):
             return
         self.running = copy.deepcopy(self.doc)
         self._show_pending()
-        self.reinitialize.emit(parse_experiment(self.doc, self.registry))
+        self.reinitialize.emit(_experiments().parse_experiment(self.doc, self.registry))
 
     def _ask(self) -> bool:
         answer = QtWidgets.QMessageBox.question(
@@ -217,11 +216,16 @@ class ExperimentEditor(QtWidgets.QScrollArea):
         form.addRow(label or param.name.replace("_", " "), field.widget)
         self.fields[field_name(path)] = field
 
-    def _plugin(self, form: QtWidgets.QFormLayout, kind: str, path: Path, label: str) -> None:
-        """A plugin choice: the list of plugins of ``kind``, then its own parameters' form."""
-        name, options = choice(_get(self.doc, path, ""))
+    def _plugin(
+        self, form: QtWidgets.QFormLayout, kind: str, path: Path, label: str, optional: bool = False
+    ) -> None:
+        """A plugin choice: the list of plugins of ``kind`` ("none" first when ``optional``),
+        then its own parameters' form."""
+        name, options = choice(_get(self.doc, path, "")) if _get(self.doc, path, None) else ("", {})
         box = QtWidgets.QComboBox(form.parentWidget())
         box.setObjectName(f"choice {field_name(path)}")
+        if optional:
+            box.addItem("none", "")
         for option in self.registry.names(kind):
             box.addItem(option, option)
         box.setCurrentIndex(max(0, box.findData(name)))
@@ -231,7 +235,7 @@ class ExperimentEditor(QtWidgets.QScrollArea):
         box.activated.connect(
             lambda _i, path=path: self.propose(
                 lambda d: _set(d, path, box.currentData()),
-                f"{field_name(path)} = {box.currentData()}",
+                f"{field_name(path)} = {box.currentData() or 'none'}",
             )
         )
         form.addRow(label, box)
@@ -380,6 +384,7 @@ class ExperimentEditor(QtWidgets.QScrollArea):
         form = QtWidgets.QFormLayout(group)
         self._plugin(form, "loss", ("training", "loss"), "loss")
         self._plugin(form, "optimizer", ("training", "optimizer"), "optimizer")
+        self._plugin(form, "lr_schedule", ("training", "schedule"), "schedule", optional=True)
         for i, _ in enumerate(self.doc["training"].get("regularizers", [])):
             self._plugin(form, "regularizer", ("training", "regularizers", i), f"regularizer {i}")
         regs = QtWidgets.QWidget(group)
@@ -464,6 +469,14 @@ class ExperimentEditor(QtWidgets.QScrollArea):
         )
 
 
+def _experiments() -> Any:
+    """The engine's experiment module, imported on first use: it loads the plugin checks and
+    the compiled kernels, which the window does not wait for before it shows."""
+    from gradient_lab.engine.training import experiment
+
+    return experiment
+
+
 def formula_label(cls: Any, parent: QtWidgets.QWidget | None) -> QtWidgets.QLabel:
     """The plugin's formula, rendered; its teaching text as the tooltip."""
     label = QtWidgets.QLabel(latex_to_html(cls.formula), parent)
@@ -485,6 +498,7 @@ def _structure(doc: dict[str, Any]) -> Any:
         choice(training["loss"])[0],
         choice(training["optimizer"])[0],
         [choice(r)[0] for r in training.get("regularizers", [])],
+        choice(training["schedule"])[0] if training.get("schedule") else "",
     )
 
 
@@ -498,9 +512,13 @@ def _get(doc: Any, path: Path, default: Any) -> Any:
 
 
 def _set(doc: Any, path: Path, value: Any) -> None:
+    """Set the value at ``path``; "" for an optional plugin choice removes the key."""
     for part in path[:-1]:
         doc = doc[part]
-    doc[path[-1]] = value
+    if value == "" and isinstance(doc, dict):
+        doc.pop(path[-1], None)
+    else:
+        doc[path[-1]] = value
 
 
 def _path_of(name: str) -> Path:

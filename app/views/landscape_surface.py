@@ -33,7 +33,9 @@ class SurfaceWindow(QtWidgets.QWidget):
             return
         low, high = float(finite.min()), float(finite.max())
         z = np.nan_to_num((z - low) / max(high - low, 1e-12), nan=0.0)
-        colours = COLOURS.map(z.T.ravel(), mode="float").reshape(len(result.x), len(result.y), 4)
+        # one colour per vertex, in the mesh's (x, y) order (a (x, y, 4) array, as pyqtgraph's
+        # documentation says, fails when the mesh is drawn)
+        colours = COLOURS.map(z.T.ravel(), mode="float")
         span = float(result.x[-1] - result.x[0]) or 1.0
         if self.surface is None:
             self.surface = gl.GLSurfacePlotItem(shader=None, smooth=False)

@@ -1,5 +1,6 @@
 """The network's output over the input plane: decision boundary, class regions or regression
-surface, under the training (filled) and validation (ringed) points."""
+surface, under the training (filled) and validation (ringed) points; for a regression on one
+input, the fitted curve through the samples."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from gradient_lab.app.palette import class_colour, diverging_rgba, qcolour
+from gradient_lab.app.palette import NEGATIVE, POSITIVE, class_colour, diverging_rgba, qcolour
 
 RESOLUTION = 80
 
@@ -41,6 +42,15 @@ class OutputView(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.plot, 1)
+        self.curve_plot = pg.PlotWidget(background="w", title="fitted curve")
+        self.curve_plot.setMenuEnabled(False)
+        self.curve_train = pg.ScatterPlotItem(size=5, brush=pg.mkBrush(POSITIVE), pen=None)
+        self.curve_val = pg.ScatterPlotItem(size=6, brush=None, pen=pg.mkPen(NEGATIVE, width=1.4))
+        self.fitted = self.curve_plot.plot(pen=pg.mkPen((40, 40, 40), width=2.5))
+        for item in (self.curve_train, self.curve_val):
+            self.curve_plot.addItem(item)
+        layout.addWidget(self.curve_plot, 1)
+        self.show_validation.toggled.connect(self.curve_val.setVisible)
         layout.addLayout(options)
         self.facts: Any = None
         self.grid: Any = None
@@ -51,7 +61,16 @@ class OutputView(QtWidgets.QWidget):
         """A new session: its points, and whether it has a plane to draw at all."""
         self.facts, self.grid = facts, None
         planar = bool(facts.planar and facts.points_train is not None)
-        self.setVisible(planar)  # no plane to draw over: the network takes the room
+        curve = facts.curve_train is not None
+        self.setVisible(planar or curve)  # nothing to draw over: the network takes the room
+        self.plot.setVisible(planar)
+        self.discretize.setVisible(planar)
+        self.curve_plot.setVisible(curve)
+        if curve:
+            self.curve_train.setData(facts.curve_train[:, 0], facts.curve_train[:, 1])
+            val = facts.curve_val if facts.curve_val is not None else np.zeros((0, 2))
+            self.curve_val.setData(val[:, 0], val[:, 1])
+            self.fitted.setData([], [])
         if not planar:
             return
         self._points(self.train_points, facts.points_train, facts.targets_train, filled=True)
@@ -86,6 +105,9 @@ class OutputView(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ drawing
     def show_snapshot(self, snapshot: Any) -> None:
+        if self.facts is not None and self.facts.curve_train is not None:
+            self.fitted.setData(*snapshot.output_curve())
+            return
         if self.facts is None or not self.facts.planar:
             return
         self.grid = snapshot.output_grid(RESOLUTION)

@@ -504,7 +504,7 @@ class PluginManagerView(QtWidgets.QWidget):
 
     def _summary(self) -> str:
         failed = sum(not r.ok for r in self.records)
-        text = f"{len(self.records)} plugins, {failed} failed · user plugins: {self.folder}"
+        text = f"{len(self.records)} plugins, {failed} failed · user plugins: {_short(self.folder)}"
         if self.plugin_options.safe_mode:
             text += " (safe mode: user plugins are not loaded)"
         return text
@@ -722,3 +722,9 @@ class PluginManagerView(QtWidgets.QWidget):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.watcher.stop()
         super().closeEvent(event)
+
+
+def _short(path: Any) -> str:
+    """A path under the home folder as ~/…, as a file manager shows it."""
+    home, text = str(Path.home()), str(path)
+    return "~" + text[len(home) :] if text.startswith(home + "/") else text

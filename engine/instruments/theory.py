@@ -9,6 +9,11 @@ universal approximation with sigmoid units.
   closed forms on quadratics).
 - **Universal approximation**: one hidden layer of sigmoid units fitted to a 1D target, and the
   hand-built construction from pairs of steep sigmoids ('bumps') with its error bound.
+- **For the theory labs' windows**: the race's contour map (``objective_grid``,
+  ``contour_levels``, ``contour_bands``), the closed-form rates of SGD and heavy-ball momentum on
+  a quadratic (``quadratic_theory``, ``quadratic_rate``, ``sgd_theory_rate``), and a sigmoid
+  network with any weights, typed in by hand (``sigmoid_network``, ``unit_contributions``,
+  ``with_weights``).
 
 Every instrument returns plain arrays; ``save_npz`` writes them (keys in each docstring).
 """
@@ -33,20 +38,31 @@ __all__ = [
     "ApproximationResult",
     "BumpResult",
     "NTKTracker",
+    "QuadraticTheory",
     "RaceResult",
     "approximation_sweep",
     "bump_construction",
+    "contour_bands",
+    "contour_levels",
     "convergence_rate",
     "empirical_ntk",
     "fit_sigmoid_units",
+    "hessian_eigenvalues",
     "jacobian",
     "ntk_change",
     "ntk_eigenvalues",
     "ntk_width_experiment",
+    "objective_grid",
+    "quadratic_rate",
+    "quadratic_theory",
     "race",
     "race_arrays",
     "run_optimizer",
     "save_npz",
+    "sgd_theory_rate",
+    "sigmoid_network",
+    "unit_contributions",
+    "with_weights",
 ]
 
 MAX_JACOBIAN_ENTRIES = 200_000_000  # 1.6 GB in float64: beyond this, ask for fewer inputs
@@ -443,6 +459,145 @@ def convergence_rate(
     return float((d[last] / d[first]) ** (1.0 / (last - first)))
 
 
+# ------------------------------------------------------- the race's map and its theory's rates
+
+
+def objective_grid(
+    objective: Objective,
+    bounds: Sequence[Sequence[float]] | None = None,
+    n: int = 101,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The objective over a grid, for a contour map: ``x`` (n,), ``y`` (n,) evenly spaced over
+    ``bounds`` ((xmin, xmax), (ymin, ymax); default the objective's own) and ``values[j, i]`` =
+    f(x_i, y_j) (rows follow y, as in the loss landscape)."""
+    if n < 2:
+        raise ValueError(f"n = {n} is not allowed: expected at least 2 points per axis")
+    (x0, x1), (y0, y1) = objective.bounds if bounds is None else bounds
+    x = np.linspace(float(x0), float(x1), n)
+    y = np.linspace(float(y0), float(y1), n)
+    values = np.array([[float(objective.value(float(a), float(b))) for a in x] for b in y])
+    return x, y, values
+
+
+def contour_levels(values: np.ndarray, count: int = 15, geometric: bool = True) -> np.ndarray:
+    """``count`` increasing contour levels for a map of ``values``. Geometric (default): the
+    heights above the lowest value grow by a constant factor from 1/1000 of the range to all of
+    it, so a deep narrow valley (Rosenbrock) shows rings near its floor as well as on its
+    walls; otherwise evenly spaced strictly inside the range (a saddle, unbounded below)."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if count < 1 or not len(finite):
+        return np.zeros(0)
+    low, high = float(finite.min()), float(finite.max())
+    if not high > low:
+        return np.zeros(0)
+    if geometric:
+        return low + (high - low) * np.geomspace(1e-3, 1.0, count)
+    return np.linspace(low, high, count + 2)[1:-1]
+
+
+def contour_bands(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """For a filled contour map: how many of the (increasing) ``levels`` lie strictly below each
+    value (0 to len(levels)); NaN stays NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    bands = np.searchsorted(np.asarray(levels, dtype=np.float64), values, side="left")
+    return np.where(np.isfinite(values), bands, np.nan)
+
+
+def hessian_eigenvalues(objective: Objective, point: Sequence[float] | None = None) -> np.ndarray:
+    """The curvatures of the objective at ``point`` (default: its first known minimum),
+    ascending: on a quadratic they are the same everywhere and decide every linear rate."""
+    if point is None:
+        if not objective.minima:
+            raise ValueError(f"{objective.name} has no known minimum: give a point")
+        point = objective.minima[0]
+    h = np.asarray(objective.hessian(float(point[0]), float(point[1])), dtype=np.float64)
+    return np.linalg.eigvalsh(0.5 * (h + h.T))
+
+
+@dataclass(frozen=True)
+class QuadraticTheory:
+    """The best rates on a quadratic with curvatures λmin..λmax (κ = λmax/λmin): gradient
+    descent at step 2/(λmin + λmax) contracts by (κ-1)/(κ+1) per step; Polyak's heavy ball at
+    step 4/(√λmax + √λmin)² and momentum ((√κ-1)/(√κ+1))² by (√κ-1)/(√κ+1)."""
+
+    eigenvalues: np.ndarray
+    condition_number: float
+    gd_lr: float
+    gd_rate: float
+    momentum_lr: float
+    momentum: float
+    momentum_rate: float
+
+
+def quadratic_theory(eigenvalues: Sequence[float] | np.ndarray) -> QuadraticTheory:
+    """The closed-form optimal settings and rates for these (positive) curvatures."""
+    lam = np.sort(np.asarray(eigenvalues, dtype=np.float64).ravel())
+    if not len(lam) or not lam[0] > 0.0:
+        raise ValueError("the rates need positive curvatures (a minimum, not a saddle)")
+    low, high = float(lam[0]), float(lam[-1])
+    kappa = high / low
+    root = math.sqrt(kappa)
+    momentum_rate = (root - 1.0) / (root + 1.0)
+    return QuadraticTheory(
+        eigenvalues=lam,
+        condition_number=kappa,
+        gd_lr=2.0 / (low + high),
+        gd_rate=(kappa - 1.0) / (kappa + 1.0),
+        momentum_lr=4.0 / (math.sqrt(high) + math.sqrt(low)) ** 2,
+        momentum=momentum_rate**2,
+        momentum_rate=momentum_rate,
+    )
+
+
+def _spectral_radius(trace: float, det: float) -> float:
+    """The largest |z| with z² - trace·z + det = 0."""
+    disc = trace * trace - 4.0 * det
+    if disc < 0.0:
+        return math.sqrt(det)  # a complex pair: |z|² = det
+    root = math.sqrt(disc)
+    return max(abs(trace + root), abs(trace - root)) / 2.0
+
+
+def quadratic_rate(
+    eigenvalues: Sequence[float] | np.ndarray,
+    lr: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    dampening: float = 0.0,
+) -> float:
+    """The asymptotic per-step contraction of SGD with momentum (PyTorch's form) on a quadratic
+    with these curvatures: the largest spectral radius over λ of the step's 2×2 iteration
+    matrix. Heavy ball (θ' = θ - αλθ + β(θ - θ_prev), α = lr·(1 - dampening), β = momentum):
+    z² - (1 + β - αλ) z + β = 0; Nesterov: z² - (1 + β)(1 - αλ) z + β(1 - αλ) = 0. With
+    momentum 0 both are max |1 - lr·λ|. Above 1 the run diverges."""
+    beta = float(momentum)
+    alpha = float(lr) * (1.0 - float(dampening))
+    rates = []
+    for lam in np.asarray(eigenvalues, dtype=np.float64).ravel():
+        if nesterov:
+            shrink = 1.0 - alpha * lam
+            rates.append(_spectral_radius((1.0 + beta) * shrink, beta * shrink))
+        else:
+            rates.append(_spectral_radius(1.0 + beta - alpha * lam, beta))
+    return float(max(rates)) if rates else math.nan
+
+
+SGD_FAMILY = frozenset({"lr", "momentum", "dampening", "nesterov"})
+
+
+def sgd_theory_rate(hp: Mapping[str, Any], eigenvalues: Sequence[float] | np.ndarray) -> float:
+    """``quadratic_rate`` for an optimizer's hyperparameters when they are SGD's (lr, momentum,
+    dampening, nesterov, and weight decay, which adds to every curvature); NaN for any other
+    optimizer, for which there is no closed form here."""
+    if not SGD_FAMILY.issubset(hp):
+        return math.nan
+    lam = np.asarray(eigenvalues, dtype=np.float64) + float(hp.get("weight_decay", 0.0))
+    return quadratic_rate(
+        lam, float(hp["lr"]), float(hp["momentum"]), bool(hp["nesterov"]), float(hp["dampening"])
+    )
+
+
 # ---------------------------------------------------------------------- universal approximation
 
 TARGETS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -625,3 +780,57 @@ def approximation_sweep(
         "steepness": np.array(steepness),
         "target_name": np.array(target),
     }
+
+
+def sigmoid_network(
+    x: np.ndarray,
+    hidden_weights: np.ndarray,
+    hidden_biases: np.ndarray,
+    output_weights: np.ndarray,
+    output_bias: float = 0.0,
+) -> np.ndarray:
+    """ŷ(x) = Σ_k a_k σ(w_k x + b_k) + c: one hidden layer of sigmoid units with any weights
+    (a fit's, a construction's, or ones typed in by hand), on the 1D inputs ``x``."""
+    parts = unit_contributions(x, hidden_weights, hidden_biases, output_weights)
+    return parts.sum(axis=0) + float(output_bias)
+
+
+def unit_contributions(
+    x: np.ndarray,
+    hidden_weights: np.ndarray,
+    hidden_biases: np.ndarray,
+    output_weights: np.ndarray,
+    group: int = 1,
+) -> np.ndarray:
+    """What each hidden unit adds to the output, a_k σ(w_k x + b_k), one row per unit (K,
+    len(x)); with ``group`` g, consecutive units summed g at a time (K/g rows): ``group=2`` on
+    a bump construction gives one bump per row."""
+    grid = np.asarray(x, dtype=np.float64).ravel()
+    w = np.asarray(hidden_weights, dtype=np.float64).ravel()
+    b = np.asarray(hidden_biases, dtype=np.float64).ravel()
+    a = np.asarray(output_weights, dtype=np.float64).ravel()
+    if not len(w) == len(b) == len(a):
+        raise ValueError(f"{len(w)} hidden weights, {len(b)} biases and {len(a)} output weights")
+    if group < 1 or len(w) % group:
+        raise ValueError(f"group = {group} does not divide {len(w)} units")
+    parts = a[:, None] * sigmoid(np.outer(w, grid) + b[:, None])
+    return parts.reshape(len(w) // group, group, len(grid)).sum(axis=1)
+
+
+def with_weights(
+    result: ApproximationResult,
+    hidden_weights: np.ndarray | None = None,
+    hidden_biases: np.ndarray | None = None,
+    output_weights: np.ndarray | None = None,
+    output_bias: float | None = None,
+) -> ApproximationResult:
+    """The same network with some weights replaced (None: keep the result's), evaluated on the
+    result's grid against its target. A construction's error bound holds for the weights it
+    built, so the answer is a plain ``ApproximationResult``."""
+    w = result.hidden_weights if hidden_weights is None else hidden_weights
+    b = result.hidden_biases if hidden_biases is None else hidden_biases
+    a = result.output_weights if output_weights is None else output_weights
+    c = result.output_bias if output_bias is None else float(output_bias)
+    w, b, a = (np.array(v, dtype=np.float64).ravel() for v in (w, b, a))
+    prediction = sigmoid_network(result.x, w, b, a, c)
+    return ApproximationResult(w, b, a, c, result.x, result.target, prediction)

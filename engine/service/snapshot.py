@@ -55,6 +55,10 @@ class SessionFacts:
     points_val: np.ndarray | None = None
     targets_train: np.ndarray | None = None
     targets_val: np.ndarray | None = None
+    # a regression on one input: its training and validation samples as (x, y) rows, for the
+    # fitted curve; None for other sets
+    curve_train: np.ndarray | None = None
+    curve_val: np.ndarray | None = None
     # inputs to probe the units with (validation samples, as network inputs) for the health
     # views' dead and saturated units; None: a planar set's validation points stand in
     probe_inputs: np.ndarray | None = None
@@ -166,6 +170,17 @@ class Snapshot:
                 xs, ys, labels=labels.reshape(shape), scores=_grid(scores, shape), margin=margin
             )
         return GridOutput(xs, ys, values=_grid(rows(out), shape))
+
+    def output_curve(self, resolution: int = 200) -> tuple[np.ndarray, np.ndarray]:
+        """A one-input regression's fitted curve: x over the data's range (a tenth beyond each
+        end) and the network's first output there."""
+        points = self.facts.curve_train
+        if points is None:
+            raise ValueError("a fitted curve needs a regression on one input")
+        low, high = float(points[:, 0].min()), float(points[:, 0].max())
+        pad = 0.1 * max(high - low, 1e-9)
+        xs = np.linspace(low - pad, high + pad, resolution)
+        return xs, rows(self.outputs(xs[:, None]))[:, 0]
 
     def layer_stats(self) -> dict[str, dict[str, float]]:
         """Per top-level layer: weight and gradient norms, means and spreads, and the size of

@@ -299,6 +299,7 @@ class SessionService:
             started = time.perf_counter()
             self._run_steps(session, steps)
             self._chunk = next_chunk(self._chunk, steps, time.perf_counter() - started)
+            time.sleep(0)  # hand the interpreter to a waiting thread (a window) between chunks
         self._publish()
 
     def _steps_left(self, session: Session) -> int | None:
@@ -419,7 +420,18 @@ def _facts_of(session: Session) -> SessionFacts:
         points_val=_frozen_or_none(data.points_val),
         targets_train=frozen(data.y_train) if data.planar else None,
         targets_val=frozen(data.y_val) if data.planar else None,
+        curve_train=_curve(data.X_train, data.y_train, data),
+        curve_val=_curve(data.X_val, data.y_val, data),
     )
+
+
+def _curve(x: np.ndarray, y: np.ndarray, data: Any) -> np.ndarray | None:
+    """(x, y) rows of a regression on one input with one target (None otherwise)."""
+    if data.task != "regression" or data.planar or tuple(data.input_shape) != (1,):
+        return None
+    if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
+        return None
+    return frozen(np.column_stack([x[:, 0], y.reshape(len(y))]))
 
 
 def _frozen_or_none(a: np.ndarray | None) -> np.ndarray | None:

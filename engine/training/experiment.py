@@ -27,6 +27,11 @@ from gradient_lab.engine.files import atomic_write_text
 from gradient_lab.engine.loading.discovery import default_registry
 from gradient_lab.engine.loading.registry import Registry
 from gradient_lab.engine.plugin_api import Param, Plugin, PluginError
+from gradient_lab.engine.training.classroom import (
+    CLASSROOM_LOCKS,
+    CLASSROOM_VIEWS,
+    ClassroomSpec,
+)
 from gradient_lab.engine.training.data import FEATURES, canonical_feature
 from gradient_lab.engine.training.errors import ExperimentError
 
@@ -114,29 +119,6 @@ class TrainingSpec:
     schedule: PluginChoice | None = None
     metrics: list[str] | None = None
     groups: dict[str, GroupSpec] = field(default_factory=dict)
-
-
-CLASSROOM_VIEWS = (
-    "editor",
-    "curves",
-    "step inspector",
-    "weights",
-    "gradients",
-    "landscape",
-    "curvature",
-    "plugins",
-    "timeline",
-)
-CLASSROOM_LOCKS = ("editor", "weights", "plugins")
-
-
-@dataclass
-class ClassroomSpec:
-    """What a teacher hid or locked in the app for this experiment (the engine ignores it):
-    ``hide`` names views (CLASSROOM_VIEWS), ``lock`` controls (CLASSROOM_LOCKS)."""
-
-    hide: list[str] = field(default_factory=list)
-    lock: list[str] = field(default_factory=list)
 
 
 @dataclass

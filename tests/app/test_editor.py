@@ -160,3 +160,17 @@ def test_a_new_plugin_written_from_the_app_is_a_choice_in_the_editor(
     activation = win.editor.fields["model.layers[0].activation"].widget
     assert activation.findData(name) >= 0
     assert win.latest.facts.model.nodes[0].layer.act.name == "tanh"  # the session goes on
+
+
+def test_a_schedule_is_chosen_with_its_form_and_none_removes_it(window):
+    win = window()
+    box = win.editor.findChild(QtWidgets.QComboBox, "choice training.schedule")
+    assert box.currentText() == "none"
+    box.setCurrentIndex(box.findData("step"))
+    box.activated.emit(box.currentIndex())
+    assert win.editor.doc["training"]["schedule"] == "step"
+    assert "training.schedule.gamma" in win.editor.fields  # its parameters, as declared
+    box = win.editor.findChild(QtWidgets.QComboBox, "choice training.schedule")
+    box.setCurrentIndex(box.findData(""))
+    box.activated.emit(box.currentIndex())
+    assert "schedule" not in win.editor.doc["training"]

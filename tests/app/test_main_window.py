@@ -149,7 +149,9 @@ def test_the_help_dialog_lists_every_training_shortcut(window, qtbot):
     dialog.close()
 
 
-@pytest.mark.parametrize("name", ["digits_mlp", "blobs_softmax", "surface_regression"])
+@pytest.mark.parametrize(
+    "name", ["digits_mlp", "blobs_softmax", "surface_regression", "sine_regression"]
+)
 def test_every_kind_of_example_opens_and_draws(window, qtbot, name):
     from gradient_lab.app.main_window import examples_folder
 
@@ -160,6 +162,12 @@ def test_every_kind_of_example_opens_and_draws(window, qtbot, name):
         assert win.network.columns is None and len(win.network.blocks) == 2
         assert not win.output.isVisible()
         assert all(not item.pixmap().isNull() for _, item in win.network.blocks)
+    elif name == "sine_regression":  # one input: the fitted curve through the samples
+        xs, ys = win.output.fitted.getData()
+        expected_x, expected_y = snap.output_curve()
+        np.testing.assert_array_equal(xs, expected_x)
+        np.testing.assert_array_equal(ys, expected_y)
+        assert win.output.curve_plot.isVisible() and not win.output.plot.isVisible()
     else:
         assert win.output.colours().shape == (RESOLUTION, RESOLUTION, 4)
     if name == "blobs_softmax":
@@ -177,3 +185,22 @@ def test_run_to_epoch_stops_at_that_epoch_s_end(window, qtbot):
     assert (snap.epoch, snap.step) == (3, 3 * per_epoch)
     assert win.controls.play.text() == "Play" and win.controls.step_phase.isEnabled()
     assert [r["epoch"] for r in win.curves.epochs] == [1, 2, 3]
+
+
+def test_a_diverging_run_stops_and_says_where_on_the_window(window, qtbot, tmp_path):
+    text = (
+        default_experiment_path()
+        .read_text()
+        .replace("lr = 0.1", "lr = 1e6")
+        .replace('"bce_with_logits"', '"mse"')
+        .replace('activation = "tanh"', 'activation = "relu"')
+    )
+    path = tmp_path / "diverges.toml"
+    path.write_text(text)
+    win = window(path)
+    win.controls.speed.setCurrentText("as fast as possible")
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
+    snap = settle(qtbot, win, lambda s: s.diverged is not None and not s.playing)
+    assert win.notice.isVisible() and snap.diverged in win.notice.text()
+    assert "training diverged at step" in win.notice.text() and "loss" in win.notice.text()
+    assert win.controls.play.text() == "Play"
