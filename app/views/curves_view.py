@@ -44,7 +44,8 @@ class CurvesView(QtWidgets.QWidget):
         plots.addWidget(self.metric_plot)
         layout.addLayout(plots, 1)
         layout.addLayout(bar)
-        self.steps = np.zeros((0, 3))
+        self._pieces: list[np.ndarray] = []  # joined when drawn: not at every snapshot
+        self._joined = np.zeros((0, 3))
         self.epochs: list[dict[str, Any]] = []
         self._redraw_timer = QtCore.QTimer(self)
         self._redraw_timer.setSingleShot(True)
@@ -55,22 +56,31 @@ class CurvesView(QtWidgets.QWidget):
         )
 
     def clear(self) -> None:
-        self.steps, self.epochs = np.zeros((0, 3)), []
+        self._pieces, self._joined, self.epochs = [], np.zeros((0, 3)), []
         self._redraw()
 
     def add_snapshots(self, snapshots: list[Any]) -> None:
         """Take each snapshot's new history rows, in order."""
         for snap in snapshots:
             if snap.history_reset:
-                self.steps, self.epochs = np.zeros((0, 3)), []
+                self._pieces, self._joined, self.epochs = [], np.zeros((0, 3)), []
             if len(snap.new_steps):
-                self.steps = np.concatenate([self.steps, snap.new_steps])
+                self._pieces.append(snap.new_steps)
             self.epochs.extend(snap.new_epochs)
         if not self._redraw_timer.isActive():
             self._redraw_timer.start()
 
+    @property
+    def steps(self) -> np.ndarray:
+        """Every step row received, (step, epoch, loss)."""
+        if self._pieces:
+            self._joined = np.concatenate([self._joined, *self._pieces])
+            self._pieces = []
+        return self._joined
+
     def _redraw(self) -> None:
-        self.step_curve.setData(self.steps[:, 0] + 1, self.steps[:, 2])
+        rows = self.steps
+        self.step_curve.setData(rows[:, 0] + 1, rows[:, 2])
         steps = [r["step"] for r in self.epochs]
         keys = sorted(
             {k for r in self.epochs for k in r if k.startswith(("train_", "val_"))}
