@@ -62,6 +62,18 @@ def views(qtbot, snapshot, probe=None):
     return weights, gradients
 
 
+def trained_views(served, qtbot, rounds, steps):
+    """Both views on the default experiment, fed every snapshot of ``rounds`` runs of
+    ``steps`` steps; returns (service, weights view, gradients view)."""
+    svc = served(load_experiment(default_experiment_path()))
+    weights, gradients = views(qtbot, svc.wait_built())
+    for _ in range(rounds):
+        svc.run(steps).result(WAIT)
+    for view in (weights, gradients):
+        view.add_snapshots(list(svc.heard))
+    return svc, weights, gradients
+
+
 def bar_tops(bars):
     return np.asarray(bars.opts["y0"]) + np.asarray(bars.opts["height"])
 
@@ -87,12 +99,7 @@ def test_gradient_flow_bars_are_the_engine_s_gradient_sizes(served, qtbot):
 
 
 def test_the_ratio_curve_gains_a_point_per_snapshot_and_starts_over_after_a_rewind(served, qtbot):
-    svc = served(load_experiment(default_experiment_path()))
-    first = svc.wait_built()
-    _, view = views(qtbot, first)
-    for _ in range(6):
-        svc.run(5).result(WAIT)
-    view.add_snapshots(list(svc.heard))
+    svc, _, view = trained_views(served, qtbot, rounds=6, steps=5)
     view.draw_ratios()
     steps, ratios = view.ratio_curves["layers.0"].getOriginalDataset()
     assert len(steps) == len(svc.heard) >= 7
@@ -152,12 +159,7 @@ def test_a_dead_relu_layer_shows_as_dead(served, qtbot):
 
 
 def test_weight_histograms_over_time_count_every_weight(served, qtbot):
-    svc = served(load_experiment(default_experiment_path()))
-    first = svc.wait_built()
-    view, _ = views(qtbot, first)
-    for _ in range(20):
-        svc.run(10).result(WAIT)
-    view.add_snapshots(list(svc.heard))
+    svc, view, _ = trained_views(served, qtbot, rounds=20, steps=10)
     view.draw_spread()
     steps, hists = view.timeline.entries()
     assert steps == [s.step for s in svc.heard]

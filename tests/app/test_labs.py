@@ -400,12 +400,14 @@ class Gate:
         return self.function(*args, **kwargs)
 
 
-def test_closing_the_ntk_lab_while_it_computes_stops_before_the_next_width(qtbot, monkeypatch):
-    gate = Gate(theory.ntk_width_experiment)
-    monkeypatch.setattr(theory, "ntk_width_experiment", gate)
-    lab = NTKWidth(REGISTRY)
+def closed_while_computing(qtbot, monkeypatch, module, name, cls, prepare):
+    """A lab of ``cls`` closed while ``module.name`` (held at a gate) computes; the gate then
+    opens and the lab's threads end. Returns (lab, gate)."""
+    gate = Gate(getattr(module, name))
+    monkeypatch.setattr(module, name, gate)
+    lab = cls(REGISTRY)
     qtbot.addWidget(lab)
-    quick_widths(lab)
+    prepare(lab)
     lab.show()
     qtbot.waitUntil(gate.entered.is_set, timeout=WAIT_MS)
     assert lab.computing and lab.busy.isVisible() and lab.cancel_button.isVisible()
@@ -413,6 +415,13 @@ def test_closing_the_ntk_lab_while_it_computes_stops_before_the_next_width(qtbot
     assert not lab.computing
     gate.opened.set()
     qtbot.waitUntil(lambda: not lab_threads(), timeout=WAIT_MS)
+    return lab, gate
+
+
+def test_closing_the_ntk_lab_while_it_computes_stops_before_the_next_width(qtbot, monkeypatch):
+    lab, gate = closed_while_computing(
+        qtbot, monkeypatch, theory, "ntk_width_experiment", NTKWidth, quick_widths
+    )
     assert gate.calls == 1  # the second width was never started
     qtbot.wait(100)  # a poll would have drawn a result by now
     assert lab.parts == [] and lab.arrays()["widths"].size == 0
@@ -437,16 +446,9 @@ def test_cancel_keeps_what_was_drawn_and_ignores_the_rest(qtbot, monkeypatch):
 
 
 def test_closing_the_signal_lab_while_it_computes_ignores_the_result(qtbot, monkeypatch):
-    gate = Gate(diagnostics.signal_propagation)
-    monkeypatch.setattr(diagnostics, "signal_propagation", gate)
-    lab = SignalPropagation(REGISTRY)
-    qtbot.addWidget(lab)
-    small_network(lab)
-    lab.show()
-    qtbot.waitUntil(gate.entered.is_set, timeout=WAIT_MS)
-    lab.close()
-    gate.opened.set()
-    qtbot.waitUntil(lambda: not lab_threads(), timeout=WAIT_MS)
+    lab, _ = closed_while_computing(
+        qtbot, monkeypatch, diagnostics, "signal_propagation", SignalPropagation, small_network
+    )
     qtbot.wait(100)
     assert lab.result is None and not lab.computing
 
