@@ -36,10 +36,8 @@ from gradient_lab.app.views.step_inspector import StepInspector
 from gradient_lab.app.views.timeline import Timeline
 from gradient_lab.app.views.weights_view import WeightsView
 
-RENDER_MS = 33
-# while playing, the docks redraw every third frame (about 10 a second) and the network and
-# its output every frame: on 2 cores the GUI shares the interpreter with the training worker
-DOCK_EVERY = 3
+RENDER_MS = 16  # the frame clock: a frame is drawn when a snapshot is new, up to 60 a second
+SNAPSHOT_RATE = 60.0  # snapshots the worker publishes a second while playing
 RECENT_FILES = 8
 
 
@@ -116,9 +114,13 @@ class MainWindow(QtWidgets.QMainWindow):
         for dock, view in (
             (self.weights_dock, self.weights),
             (self.gradients_dock, self.gradients),
+            (self.curves_dock, self.curves),
+            (self.inspector_dock, self.inspector),
+            (self.landscape_dock, self.landscape),
         ):  # a dock shown again (its tab raised) draws the newest state at once
             dock.visibilityChanged.connect(partial(self._dock_shown, view))
-        self.inspector_dock.visibilityChanged.connect(self._inspector_shown)
+        for view in (self.curves, self.weights, self.gradients, self.landscape):
+            view.own_clock = False  # their history is drawn at the frame clock
         self.curves_dock.raise_()
         self.plugins = PluginManagerView(self.plugin_options, registry=self.registry)
         right = QtCore.Qt.DockWidgetArea.RightDockWidgetArea
@@ -309,7 +311,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.curves.clear()
         self.timeline.clear()
         self.curvature.clear()
-        service = SessionService(experiment, self.registry)
+        service = SessionService(experiment, self.registry, snapshot_rate=SNAPSHOT_RATE)
         self.bridge = ServiceBridge(service, self)
         self.bridge.snapshots.connect(self._snapshots)
         self.bridge.happened.connect(self._event)
@@ -492,18 +494,40 @@ class MainWindow(QtWidgets.QMainWindow):
         self.phase_done = _phase_done(snap, self.controls.last_command)
         self.output.show_snapshot(snap)
         self.network.show_snapshot(snap, self.phase_done)
-        if not snap.playing or self.frames % DOCK_EVERY == 0:
-            if _shown(self.inspector):
-                self.inspector.show_snapshot(snap, self.phase_done)
-            for view in (self.weights, self.gradients):
-                if _shown(view):
-                    view.show_snapshot(snap)
-            self.landscape.show_snapshot(snap)  # the live path grows even with the dock hidden
+        self.landscape.show_snapshot(snap)  # the live path grows even with the dock hidden
+        docks = [
+            (view, draw)
+            for view, draw in self._dock_drawers()
+            if _shown(view) and (view is not self.landscape or self.landscape.result is not None)
+        ]  # a landscape not computed yet has nothing to draw
+        if snap.playing and docks:
+            # one dock a frame, in turn: the network and its output keep the frame rate and
+            # the docks share the rest (on 2 cores the GUI shares the interpreter with the
+            # worker); a paused or stepped state is drawn everywhere at once
+            docks = [docks[self.frames % len(docks)]]
+        for _, draw in docks:
+            draw(snap)
+        if not snap.playing:
+            self.landscape.draw_pending()  # even behind a tab: its path is the run's record
         self.controls.follow(snap)
         self.timeline.follow(snap)
         if snap.diverged:
             self.show_notice(f"Training diverged: {snap.diverged}")
         self.state_label.setText(_state_text(snap, self.curves.latest()))
+
+    def _dock_drawers(self) -> list[tuple[QtWidgets.QWidget, Any]]:
+        """Each dock's view and how it draws a snapshot (its history included)."""
+
+        def state_and_history(view: Any) -> Any:
+            return lambda snap: (view.show_snapshot(snap), view.draw_pending())
+
+        return [
+            (self.inspector, lambda snap: self.inspector.show_snapshot(snap, self.phase_done)),
+            (self.weights, state_and_history(self.weights)),
+            (self.gradients, state_and_history(self.gradients)),
+            (self.curves, lambda snap: self.curves.draw_pending()),
+            (self.landscape, lambda snap: self.landscape.draw_pending()),
+        ]
 
     def show_notice(self, text: str) -> None:
         self.notice.setText(text)
@@ -583,11 +607,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _dock_shown(self, view: Any, visible: bool) -> None:
         if visible and self.latest is not None:
-            view.show_snapshot(self.latest)
-
-    def _inspector_shown(self, visible: bool) -> None:
-        if visible and self.latest is not None:
-            self.inspector.show_snapshot(self.latest, self.phase_done)
+            dict(self._dock_drawers())[view](self.latest)
 
     def _neuron_selected(self, layer: int, unit: int) -> None:
         if layer < 0:

@@ -43,3 +43,28 @@ def test_a_session_keeps_its_first_and_latest_epoch_within_the_capacity():
     session.run_epochs(3)
     assert len(session.history.epochs) <= 8
     assert session.history.epochs[-1]["epoch"] == session.epoch
+
+
+def _thinned_session(keep_everything):
+    session = small_session([dense(3, "tanh"), dense(1, "tanh")], dataset="circle", data="n = 40")
+    session.history = History(epoch_capacity=8)
+    evaluated = []
+    evaluate = session._epoch_evaluation
+    session._epoch_evaluation = lambda *a: evaluated.append(session.step) or evaluate(*a)
+    if keep_everything:
+        session.history.keeps = lambda step: True
+    return session, evaluated
+
+
+def test_epochs_the_thinned_history_drops_are_not_evaluated_and_the_kept_ones_are_the_same():
+    lazy, evaluated = _thinned_session(keep_everything=False)
+    full, every = _thinned_session(keep_everything=True)
+    for session in (lazy, full):
+        session.run_steps(5 * session.steps_per_epoch + 3)  # fast calls of uneven length
+        for size in (1, 17, 400, 3 * session.steps_per_epoch, 2000):
+            session.run_steps(size)
+    assert lazy.fused is not None and lazy.step == full.step
+    assert lazy.history.epochs == full.history.epochs  # the same records, bit for bit
+    assert lazy.history.layer_norms == full.history.layer_norms
+    assert "train_accuracy" in lazy.history.epochs[-1]  # the latest is complete
+    assert len(every) == full.epoch and len(evaluated) < full.epoch / 4

@@ -12,6 +12,8 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from gradient_lab.app.views.steady_range import steady_plot
+
 KEYS = ("top_eigenvalue", "stability_edge")
 
 
@@ -29,7 +31,7 @@ class CurvatureView(QtWidgets.QWidget):
         )
         self.start_button.clicked.connect(self.start)
         self.status = QtWidgets.QLabel("Not measuring: press Measure sharpness, then train.")
-        self.plot = pg.PlotWidget(title="top Hessian eigenvalue and the stability edge 2/η")
+        self.plot = steady_plot(title="top Hessian eigenvalue and the stability edge 2/η")
         self.plot.setMenuEnabled(False)
         self.plot.setLogMode(y=True)
         self.plot.setLabel("bottom", "step")

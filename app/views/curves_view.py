@@ -10,6 +10,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from gradient_lab.app.palette import CLASS_COLOURS
+from gradient_lab.app.views.steady_range import steady_plot
 
 STEP_PEN = pg.mkPen((150, 150, 150), width=1)
 REDRAW_MS = 100  # curves of 10⁵ points redraw at most ten times a second
@@ -20,8 +21,8 @@ class CurvesView(QtWidgets.QWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.loss_plot = pg.PlotWidget(background="w", title="loss")
-        self.metric_plot = pg.PlotWidget(background="w", title="metrics per epoch")
+        self.loss_plot = steady_plot(background="w", title="loss")
+        self.metric_plot = steady_plot(background="w", title="metrics per epoch")
         for plot, corner in ((self.loss_plot, (-10, 10)), (self.metric_plot, (-10, -30))):
             plot.addLegend(offset=corner)
             plot.setMenuEnabled(False)
@@ -47,10 +48,12 @@ class CurvesView(QtWidgets.QWidget):
         self._pieces: list[np.ndarray] = []  # joined when drawn: not at every snapshot
         self._joined = np.zeros((0, 3))
         self.epochs: list[dict[str, Any]] = []
+        self.own_clock = True  # redraw the history on the view's timer (else: draw_pending)
+        self._pending = False
         self._redraw_timer = QtCore.QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(REDRAW_MS)
-        self._redraw_timer.timeout.connect(self._redraw)
+        self._redraw_timer.timeout.connect(self.draw_pending)
         self._hover = pg.SignalProxy(
             self.loss_plot.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved
         )
@@ -58,6 +61,13 @@ class CurvesView(QtWidgets.QWidget):
     def clear(self) -> None:
         self._pieces, self._joined, self.epochs = [], np.zeros((0, 3)), []
         self._redraw()
+
+    def draw_pending(self) -> None:
+        """Draw the history received since the last drawing, if any (alone, the view's own
+        timer calls this; in the window, its frame clock, with ``own_clock`` False)."""
+        if self._pending:
+            self._pending = False
+            self._redraw()
 
     def add_snapshots(self, snapshots: list[Any]) -> None:
         """Take each snapshot's new history rows, in order."""
@@ -67,7 +77,8 @@ class CurvesView(QtWidgets.QWidget):
             if len(snap.new_steps):
                 self._pieces.append(snap.new_steps)
             self.epochs.extend(snap.new_epochs)
-        if not self._redraw_timer.isActive():
+        self._pending = True
+        if self.own_clock and not self._redraw_timer.isActive():
             self._redraw_timer.start()
 
     @property

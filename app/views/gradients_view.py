@@ -18,6 +18,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from gradient_lab.app.palette import CLASS_COLOURS, NEGATIVE, POSITIVE
+from gradient_lab.app.views.steady_range import SteadyRange, steady_plot
 from gradient_lab.app.views.weights_view import Timeline
 
 REFERENCE_RATIO = 1e-3  # the rule of thumb for ‖Δw‖/‖w‖ per step
@@ -59,7 +60,7 @@ def log_or_nan(values: Any) -> np.ndarray:
 
 
 def _plot(title: str, bottom: str, left: str) -> pg.PlotWidget:
-    plot = pg.PlotWidget(background="w", title=title)
+    plot = steady_plot(background="w", title=title)
     plot.setMenuEnabled(False)
     plot.getPlotItem().hideButtons()
     for side, text in (("bottom", bottom), ("left", left)):
@@ -155,10 +156,13 @@ class GradientsView(QtWidgets.QWidget):
         self.flow: dict[str, tuple[float, float]] = {}  # path: (mean |g|, max |g|) drawn
         self.activity: dict[str, dict[str, Any]] = {}  # the unit shares drawn
         self.timeline = Timeline()
+        self.flow_range, self.ratio_range = SteadyRange(), SteadyRange()  # set by this view
+        self.own_clock = True  # redraw the history on the view's timer (else: draw_pending)
+        self._pending = False
         self._redraw_timer = QtCore.QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(REDRAW_MS)
-        self._redraw_timer.timeout.connect(self.draw_ratios)
+        self._redraw_timer.timeout.connect(self.draw_pending)
 
     # ------------------------------------------------------------------ data
     def set_facts(self, facts: Any, snapshot: Any, probe: np.ndarray | None = None) -> None:
@@ -196,13 +200,21 @@ class GradientsView(QtWidgets.QWidget):
         self.show_snapshot(snapshot)
         self.draw_ratios()
 
+    def draw_pending(self) -> None:
+        """Draw the history received since the last drawing, if any (alone, the view's own
+        timer calls this; in the window, its frame clock, with ``own_clock`` False)."""
+        if self._pending:
+            self._pending = False
+            self.draw_ratios()
+
     def add_snapshots(self, snapshots: list[Any]) -> None:
         """Keep each snapshot's update ratios (thinned evenly); a history reset starts over."""
         for snap in snapshots:
             if snap.history_reset:
                 self.timeline.clear()
             self.timeline.add(snap.step, partial(self._ratios, snap))
-        if not self._redraw_timer.isActive():
+        self._pending = True
+        if self.own_clock and not self._redraw_timer.isActive():
             self._redraw_timer.start()
 
     def _ratios(self, snapshot: Any) -> list[float]:
@@ -226,10 +238,12 @@ class GradientsView(QtWidgets.QWidget):
         found = found[np.isfinite(found)]
         floor = float(np.floor(found.min())) - 1 if found.size else -1.0
         top = float(np.ceil(found.max())) if found.size else 0.0
+        shown = self.flow_plot.getViewBox().viewRange()[1]
+        low, high = self.flow_range.follow(tuple(shown), (floor, max(top, floor + 1)))
         x = np.arange(len(self.paths), dtype=float)
         for bars, logs, shift in ((self.mean_bars, means, -0.5), (self.max_bars, maxima, 0.5)):
-            bars.setOpts(x=x + shift * BAR, y0=floor, height=np.nan_to_num(logs - floor), width=BAR)
-        self.flow_plot.setYRange(floor, max(top, floor + 1), padding=0.02)
+            bars.setOpts(x=x + shift * BAR, y0=low, height=np.nan_to_num(logs - low), width=BAR)
+        self.flow_plot.setYRange(low, high, padding=0)
         self.flow_plot.setXRange(-0.6, max(len(self.paths), 1) - 0.4, padding=0)
         self.flow_plot.setToolTip(
             "\n".join(
@@ -299,7 +313,9 @@ class GradientsView(QtWidgets.QWidget):
         low = min(float(found.min()) if found.size else reference, reference) - 0.5
         high = max(float(found.max()) if found.size else reference, reference) + 0.5
         middle, half = 0.5 * (low + high), max(0.5 * (high - low), 1.5)
-        self.ratio_plot.setYRange(middle - half, middle + half, padding=0)
+        shown = self.ratio_plot.getViewBox().viewRange()[1]
+        wanted = (middle - half, middle + half)
+        self.ratio_plot.setYRange(*self.ratio_range.follow(tuple(shown), wanted), padding=0)
 
 
 def _unit_text(entry: dict[str, Any] | None, compact: bool = False) -> str:

@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradient_lab.app.landscape_runner import LandscapeRun
+from gradient_lab.app.views.steady_range import steady_plot
 
 MODES = ("random", "pca", "weights", "hessian")
 SIZES = (21, 41, 61)
@@ -51,6 +52,8 @@ class LandscapeView(QtWidgets.QWidget):
         self.line_result: Any = None
         self.live: list[tuple[float, float]] = []
         self.live_version = -1
+        self.own_clock = True  # draw each new point at once (else: draw_pending)
+        self._pending = False
         self.facts: Any = None
 
         self.mode = QtWidgets.QComboBox()
@@ -86,7 +89,7 @@ class LandscapeView(QtWidgets.QWidget):
         self.surface_button.clicked.connect(self.open_surface)
         self.surface: Any = None
 
-        self.map = pg.PlotWidget(title="loss over the plane (log scale)")
+        self.map = steady_plot(title="loss over the plane (log scale)")
         self.map.setMenuEnabled(False)
         self.image = pg.ImageItem()
         self.map.addItem(self.image)
@@ -94,7 +97,7 @@ class LandscapeView(QtWidgets.QWidget):
         self.live_path = self.map.plot(pen=pg.mkPen((255, 120, 60), width=2))
         self.here = pg.ScatterPlotItem(size=12, brush=pg.mkBrush(255, 80, 40), pen="w")
         self.map.addItem(self.here)
-        self.line_plot = pg.PlotWidget(title="loss from the initial (α=0) to the current (α=1)")
+        self.line_plot = steady_plot(title="loss from the initial (α=0) to the current (α=1)")
         self.line_plot.setMenuEnabled(False)
         self.line_plot.setLabel("bottom", "α")
         self.line_curve = self.line_plot.plot(pen=pg.mkPen((8, 119, 189), width=2))
@@ -141,6 +144,7 @@ class LandscapeView(QtWidgets.QWidget):
         """A new session: its weights to choose from, and nothing scanned yet."""
         self.run.cancel()
         self.facts, self.result, self.line_result, self.live = facts, None, None, []
+        self._pending = False
         self.image.clear()
         for item in (self.path, self.live_path, self.line_curve):
             item.setData([], [])
@@ -252,6 +256,16 @@ class LandscapeView(QtWidgets.QWidget):
         self.live.append((float(point[0]), float(point[1])))
         if len(self.live) > LIVE_POINTS:
             self.live = self.live[::2]
+        self._pending = True
+        if self.own_clock:
+            self.draw_pending()
+
+    def draw_pending(self) -> None:
+        """Draw the live path's new points, if any (at once, or with ``own_clock`` False at
+        the window's frame clock, which records a point at every frame but draws in turn)."""
+        if not self._pending or not self.live:
+            return
+        self._pending = False
         xs, ys = zip(*self.live, strict=True)
         self.live_path.setData(xs, ys)
         self.here.setData([xs[-1]], [ys[-1]])

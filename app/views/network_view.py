@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from gradient_lab.app.palette import NEGATIVE, POSITIVE, diverging_rgba, qcolour, qimage
+from gradient_lab.app.palette import NEGATIVE, POSITIVE, diverging_rgba, qimage
 
 MAX_UNITS = 16
 THUMB = 40  # px, a neuron's thumbnail
@@ -69,6 +69,7 @@ class Edge(QtWidgets.QGraphicsLineItem):
         super().__init__(line)
         self.view, self.key, self.index = view, key, index
         self.value, self.gradient = 0.0, 0.0
+        self.look: tuple[int, int] | None = None  # (colour, width in tenths of a pixel)
         self.setAcceptHoverEvents(True)
         self.setZValue(1)
         self.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
@@ -104,6 +105,12 @@ class Neuron(QtWidgets.QGraphicsPixmapItem):
             self.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
 
     def hoverEnterEvent(self, event: QtWidgets.QGraphicsSceneHoverEvent) -> None:
+        if self.bias is not None:
+            key, index = self.bias
+            self.setToolTip(
+                f"{key}[{index[0]}] = {self.view.bias_value(key, index):+.4f}  "
+                "(click: inspect, double-click: edit)"
+            )
         self.view.enlarge(self)
 
     def hoverLeaveEvent(self, event: QtWidgets.QGraphicsSceneHoverEvent) -> None:
@@ -137,6 +144,8 @@ class NetworkView(QtWidgets.QGraphicsView):
         self.bands: list[QtWidgets.QGraphicsRectItem] = []
         self.blocks: list[tuple[str, QtWidgets.QGraphicsPixmapItem]] = []
         self.highlighted: str | None = None
+        self._highlit = False  # whether the bands show ``highlighted`` (a new layout does not)
+        self.weights: dict[str, np.ndarray] = {}
         self._grid_inputs: np.ndarray | None = None
         self._preview = QtWidgets.QGraphicsPixmapItem()
         self._caption = QtWidgets.QGraphicsSimpleTextItem()
@@ -147,6 +156,7 @@ class NetworkView(QtWidgets.QGraphicsView):
         scene = self.scene()
         scene.clear()
         self.facts, self.neurons, self.edges, self.bands, self.blocks = facts, [], [], [], []
+        self._highlit, self.weights = False, {}
         self._preview = QtWidgets.QGraphicsPixmapItem()
         self._preview.setZValue(10)
         self._preview.setVisible(False)
@@ -263,35 +273,56 @@ class NetworkView(QtWidgets.QGraphicsView):
 
     def _show_neurons(self, snapshot: Any, weights: dict[str, np.ndarray]) -> None:
         assert self.columns is not None and self._grid_inputs is not None
+        self.weights = weights
         values = snapshot.layer_values(self._grid_inputs)
         side = THUMB_RESOLUTION
-        for c, column in enumerate(self.columns):
-            if column.layer is None:
-                outputs = self._grid_inputs
-            else:
-                outputs = values[self.facts.model.nodes[column.layer].path]["activation"]
-            for u, neuron in enumerate(self.neurons[c]):
-                image = qimage(diverging_rgba(outputs[:, u].reshape(side, side)[::-1]))
-                neuron.full = QtGui.QPixmap.fromImage(image)
-                neuron.setPixmap(neuron.full.scaled(THUMB, THUMB))
-                if neuron.bias is not None:
-                    key, index = neuron.bias
-                    neuron.setToolTip(
-                        f"{key}[{index[0]}] = {weights[key][index]:+.4f}  "
-                        "(click: inspect, double-click: edit)"
-                    )
+        columns = [
+            self._grid_inputs
+            if column.layer is None
+            else values[self.facts.model.nodes[column.layer].path]["activation"]
+            for column in self.columns
+        ]
+        # every unit's map coloured in one lookup: (units, side, side, 4), rows from the top
+        maps = np.concatenate([c.reshape(side, side, -1) for c in columns], axis=2)
+        colours = diverging_rgba(np.moveaxis(maps, 2, 0)[:, ::-1])
+        neurons = [neuron for column in self.neurons for neuron in column]
+        for neuron, rgba in zip(neurons, colours, strict=True):
+            neuron.full = QtGui.QPixmap.fromImage(qimage(rgba))
+            neuron.setPixmap(neuron.full.scaled(THUMB, THUMB))
         gradients = snapshot.gradients()
+        edge_colours = {True: self._edge_colour(POSITIVE), False: self._edge_colour(NEGATIVE)}
         for edge in self.edges:
             w = float(weights[edge.key][edge.index])
-            colour = POSITIVE if w > 0 else NEGATIVE
-            pen = QtGui.QPen(qcolour(colour, 210), 0.5 + 1.6 * min(abs(w), 4.0))
-            edge.setPen(pen)
+            # widths in steps of a tenth of a pixel: an edge whose look is unchanged is not
+            # repainted (most of them, frame to frame)
+            look = (edge_colours[w > 0].rgb(), round(10 * (0.5 + 1.6 * min(abs(w), 4.0))))
+            if look != edge.look:
+                edge.look = look
+                edge.setPen(QtGui.QPen(edge_colours[w > 0], look[1] / 10))
             edge.value, edge.gradient = w, float(gradients[edge.key][edge.index])
             if edge.isUnderMouse():
                 edge.setToolTip(edge.describe())
 
+    def _edge_colour(self, rgb: tuple[int, int, int]) -> QtGui.QColor:
+        """``rgb`` a fifth of the way to the background: the look of a translucent edge,
+        opaque (translucent wide lines cost this view three times as much to paint)."""
+        brush = self.backgroundBrush()
+        base = (
+            brush.color()
+            if brush.style() != QtCore.Qt.BrushStyle.NoBrush
+            else self.palette().color(QtGui.QPalette.ColorRole.Base)
+        )
+        mix = [base.red(), base.green(), base.blue()]
+        return QtGui.QColor(*(round(0.82 * c + 0.18 * m) for c, m in zip(rgb, mix, strict=True)))
+
+    def bias_value(self, key: str, index: tuple[int, ...]) -> float:
+        """A bias as last drawn (a neuron's tooltip)."""
+        return float(self.weights[key][index]) if key in self.weights else float("nan")
+
     def _highlight(self, phase: str | None) -> None:
-        self.highlighted = phase
+        if phase == self.highlighted and self._highlit:
+            return  # unchanged: the bands are not repainted
+        self.highlighted, self._highlit = phase, True
         for band in self.bands:
             band.setBrush(QtGui.QBrush(QtCore.Qt.BrushStyle.NoBrush))
         self._caption.setText(_caption(phase))

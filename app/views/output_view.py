@@ -11,6 +11,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from gradient_lab.app.palette import NEGATIVE, POSITIVE, class_colour, diverging_rgba, qcolour
+from gradient_lab.app.views.steady_range import steady_plot
 
 RESOLUTION = 80
 
@@ -20,7 +21,7 @@ class OutputView(QtWidgets.QWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = steady_plot(background="w")
         self.plot.setAspectLocked(True)
         self.plot.setMenuEnabled(False)
         self.image = pg.ImageItem()
@@ -42,7 +43,7 @@ class OutputView(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.plot, 1)
-        self.curve_plot = pg.PlotWidget(background="w", title="fitted curve")
+        self.curve_plot = steady_plot(background="w", title="fitted curve")
         self.curve_plot.setMenuEnabled(False)
         self.curve_train = pg.ScatterPlotItem(size=5, brush=pg.mkBrush(POSITIVE), pen=None)
         self.curve_val = pg.ScatterPlotItem(size=6, brush=None, pen=pg.mkPen(NEGATIVE, width=1.4))
@@ -55,11 +56,12 @@ class OutputView(QtWidgets.QWidget):
         self.facts: Any = None
         self.grid: Any = None
         self._target_range = (-1.0, 1.0)
+        self._rect = QtCore.QRectF()  # where the image is drawn, in data coordinates
 
     # ------------------------------------------------------------------ data
     def set_facts(self, facts: Any) -> None:
         """A new session: its points, and whether it has a plane to draw at all."""
-        self.facts, self.grid = facts, None
+        self.facts, self.grid, self._rect = facts, None, QtCore.QRectF()
         planar = bool(facts.planar and facts.points_train is not None)
         curve = facts.curve_train is not None
         self.setVisible(planar or curve)  # nothing to draw over: the network takes the room
@@ -140,8 +142,9 @@ class OutputView(QtWidgets.QWidget):
         self.image.setImage(rgba, autoLevels=False)
         dx = (grid.xs[-1] - grid.xs[0]) / max(len(grid.xs) - 1, 1)
         dy = (grid.ys[-1] - grid.ys[0]) / max(len(grid.ys) - 1, 1)
-        self.image.setRect(
-            QtCore.QRectF(
-                grid.xs[0] - dx / 2, grid.ys[0] - dy / 2, dx * len(grid.xs), dy * len(grid.ys)
-            )
+        rect = QtCore.QRectF(
+            grid.xs[0] - dx / 2, grid.ys[0] - dy / 2, dx * len(grid.xs), dy * len(grid.ys)
         )
+        if rect != self._rect:  # the same plane: no new transform, no new layout
+            self._rect = rect
+            self.image.setRect(rect)

@@ -17,6 +17,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from gradient_lab.app.palette import MIDDLE, NEGATIVE, POSITIVE, diverging_rgba
+from gradient_lab.app.views.steady_range import steady_plot
 
 RIDGES = 14  # histograms drawn in the stack, spread evenly over the history kept
 HISTORY = 2000  # snapshots kept per series at most
@@ -114,7 +115,7 @@ def set_title(plot: pg.PlotWidget, title: str) -> None:
 
 
 def _matrix_plot(title: str) -> tuple[pg.PlotWidget, pg.ImageItem]:
-    plot = pg.PlotWidget(background="w", title=title)
+    plot = steady_plot(background="w", title=title)
     plot.setMenuEnabled(False)
     plot.setAspectLocked(True)
     plot.invertY(True)  # unit 0 on top, as a matrix is written
@@ -154,7 +155,7 @@ class WeightsView(QtWidgets.QWidget):
             "Each weight as a square whose area grows with |weight|: blue positive, orange "
             "negative. The last column is the bias."
         )
-        self.spread_plot = pg.PlotWidget(background="w", title="weights over time")
+        self.spread_plot = steady_plot(background="w", title="weights over time")
         self.spread_plot.setMenuEnabled(False)
         self.spread_plot.setLabel("bottom", "weight")
         self.spread_plot.setLabel("left", "step")
@@ -180,10 +181,13 @@ class WeightsView(QtWidgets.QWidget):
         self.matrix: np.ndarray | None = None  # what the heat map shows, one row per unit
         self.inputs = 0  # columns of the matrix that are weights (the rest: the bias)
         self._ticks: list[tuple[float, str]] = []
+        self._ridge_ticks: list[tuple[float, str]] = []
+        self.own_clock = True  # redraw the history on the view's timer (else: draw_pending)
+        self._pending = False
         self._redraw_timer = QtCore.QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(REDRAW_MS)
-        self._redraw_timer.timeout.connect(self.draw_spread)
+        self._redraw_timer.timeout.connect(self.draw_pending)
         self._hover = [
             pg.SignalProxy(
                 plot.scene().sigMouseMoved, rateLimit=30, slot=partial(self._mouse_moved, plot)
@@ -213,13 +217,21 @@ class WeightsView(QtWidgets.QWidget):
         data = self.layer_box.currentData()
         return None if data is None else (data[0], data[1])
 
+    def draw_pending(self) -> None:
+        """Draw the history received since the last drawing, if any (alone, the view's own
+        timer calls this; in the window, its frame clock, with ``own_clock`` False)."""
+        if self._pending:
+            self._pending = False
+            self.draw_spread()
+
     def add_snapshots(self, snapshots: list[Any]) -> None:
         """Keep each snapshot's histograms (thinned evenly); a history reset starts over."""
         for snap in snapshots:
             if snap.history_reset:
                 self.timeline.clear()
             self.timeline.add(snap.step, partial(snap.histograms))
-        if not self._redraw_timer.isActive():
+        self._pending = True
+        if self.own_clock and not self._redraw_timer.isActive():
             self._redraw_timer.start()
 
     # ------------------------------------------------------------------ drawing
@@ -288,11 +300,14 @@ class WeightsView(QtWidgets.QWidget):
             ridge.setPen(pg.mkPen(colour.darker(130), width=1))
             ridge.setZValue(len(picked) - n)
             ridge.setVisible(True)
-            ticks.append((base, str(steps[i])))
+            # the newest is the one the snapshots replace: "now", so the axis stays
+            ticks.append((base, "now" if n == 0 else str(steps[i])))
         for ridge in self.ridges[len(picked) :]:
             ridge.setVisible(False)
         every = max(1, len(ticks) // 6)
-        self.spread_plot.getAxis("left").setTicks([ticks[::every]])
+        if ticks[::every] != self._ridge_ticks:  # a new axis costs a redraw of its text
+            self._ridge_ticks = ticks[::every]
+            self.spread_plot.getAxis("left").setTicks([self._ridge_ticks])
         set_title(self.spread_plot, f"{path}: weights over time")
 
     def _chose_layer(self) -> None:

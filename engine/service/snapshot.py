@@ -107,6 +107,9 @@ class Snapshot:
     batch_inputs: np.ndarray | None = None
     batch_targets: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # answers to the queries that take no inputs, kept: several views ask them of one snapshot
+    # (not an argument, so `dataclasses.replace` starts a copy without them)
+    _answers: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     # ------------------------------------------------------------------ queries
     def parameters(self) -> dict[str, np.ndarray]:
@@ -185,6 +188,11 @@ class Snapshot:
     def layer_stats(self) -> dict[str, dict[str, float]]:
         """Per top-level layer: weight and gradient norms, means and spreads, and the size of
         the last update relative to the weights (the training-health views' numbers)."""
+        if "layer_stats" not in self._answers:
+            self._answers["layer_stats"] = self._layer_stats()
+        return self._answers["layer_stats"]
+
+    def _layer_stats(self) -> dict[str, dict[str, float]]:
         model = self.facts.model
         stats: dict[str, dict[str, float]] = {}
         for k, node in enumerate(model.nodes):
@@ -316,6 +324,8 @@ class Snapshot:
     def _layer_vectors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Each top-level layer's weights and gradient, flattened, by path (layers with
         weights only)."""
+        if "layer_vectors" in self._answers:
+            return self._answers["layer_vectors"]
         model = self.facts.model
         out = {}
         for k, node in enumerate(model.nodes):
@@ -324,6 +334,7 @@ class Snapshot:
                 w = np.concatenate([Model.view(self.theta, s).ravel() for s in slots])
                 g = np.concatenate([Model.view(self.grad, s).ravel() for s in slots])
                 out[node.path] = (w, g)
+        self._answers["layer_vectors"] = out
         return out
 
 

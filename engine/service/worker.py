@@ -22,8 +22,10 @@ import numpy as np
 from gradient_lab.engine.service.snapshot import SessionFacts, Snapshot, frozen
 from gradient_lab.engine.training.session import Session
 
-CHUNK_SECONDS = 0.015
-"""Target duration of one compiled chunk of steps at full speed: the pause latency."""
+CHUNK_SECONDS = 0.022
+"""Target duration of one compiled chunk of steps at full speed: the pause latency, and the
+gap between snapshots (about 45 a second). Each chunk's end takes the interpreter lock back
+from the window, so shorter chunks cost training speed with a window open."""
 
 Listener = Callable[[str, dict[str, Any]], None]
 

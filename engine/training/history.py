@@ -120,6 +120,16 @@ class History:
     def add_epoch(self, record: dict[str, Any]) -> None:
         self.epoch_stride = add_thinned(self.epochs, record, self.epoch_stride, self.epoch_capacity)
 
+    def keeps(self, step: int) -> bool:
+        """Whether an epoch record (and its layer norms) at ``step`` would outlive the next
+        one: the first, and those on the thinned lists' stride (a record off it stays only
+        while it is the latest)."""
+        return (
+            not self.epochs
+            or not self.layer_norms
+            or (step % self.epoch_stride == 0 and step % self.norms_stride == 0)
+        )
+
     def add_norms(self, record: dict[str, Any]) -> None:
         self.norms_stride = add_thinned(
             self.layer_norms, record, self.norms_stride, self.epoch_capacity

@@ -912,15 +912,19 @@ class Session:
         epochs = self.epoch + position // self.steps_per_epoch
         self.history.steps.extend(self.step + np.arange(n), epochs, losses)
         start = 0
-        for end in np.nonzero((position + 1) % self.steps_per_epoch == 0)[0]:
+        ends = np.nonzero((position + 1) % self.steps_per_epoch == 0)[0]
+        for i, end in enumerate(ends):
             self.progress.add_losses(losses[start : end + 1])
             self.step += int(end + 1 - start)
             self.batch_in_epoch, start = 0, int(end + 1)
             self.epoch += 1
-            if epoch_end is None:
-                self._end_epoch(self.model.theta, self.model.grad, self.perm)
+            # an epoch the thinned history will drop before anyone reads it is not evaluated
+            # (at full speed most are): the last of the call stays as the latest record
+            kept = i == len(ends) - 1 or self.history.keeps(self.step)
+            if epoch_end is None or not kept:
+                self._end_epoch(self.model.theta, self.model.grad, self.perm, kept)
             else:
-                self._end_epoch(*epoch_end(int(end)))
+                self._end_epoch(*epoch_end(int(end)), kept)
         self.progress.add_losses(losses[start:])
         self.step += n - start
         self.batch_in_epoch += n - start
@@ -936,8 +940,12 @@ class Session:
             if self.step % every == 0:
                 record(self)
 
-    def _end_epoch(self, theta: np.ndarray, grad: np.ndarray, perm: np.ndarray) -> None:
-        """The epoch's record, from its progress and the state at its end."""
+    def _end_epoch(
+        self, theta: np.ndarray, grad: np.ndarray, perm: np.ndarray, kept: bool = True
+    ) -> None:
+        """The epoch's record, from its progress and the state at its end; without ``kept``
+        (the history drops the record at the next epoch end) the metrics and norms are left
+        out."""
         record: dict[str, Any] = {
             "epoch": self.epoch,
             "step": self.step,
@@ -946,9 +954,11 @@ class Session:
         }
         if self.owned is not None:
             record.update(self.history.component_means(self.step - self.steps_per_epoch))
-        elif self.evaluate_epochs:
+        elif self.evaluate_epochs and kept:
             record.update(self._epoch_evaluation(theta, self.progress.rows(perm)))
             self.history.add_norms(self.layer_norms(theta, grad))
+        elif self.evaluate_epochs:  # thinned as if complete, so both lists keep the same steps
+            self.history.add_norms({"step": self.step})
         self.progress.reset()
         self.history.add_epoch(record)
         self.events.emit("epoch_done", epoch=self.epoch, record=record)
