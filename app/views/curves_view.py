@@ -48,6 +48,9 @@ class CurvesView(QtWidgets.QWidget):
         self._pieces: list[np.ndarray] = []  # joined when drawn: not at every snapshot
         self._joined = np.zeros((0, 3))
         self.epochs: list[dict[str, Any]] = []
+        # the split's numbers the epochs carry (the instruments' own, such as sharpness, have
+        # docks of their own)
+        self._keys: set[str] = set()
         self.own_clock = True  # redraw the history on the view's timer (else: draw_pending)
         self._pending = False
         self._redraw_timer = QtCore.QTimer(self)
@@ -60,6 +63,7 @@ class CurvesView(QtWidgets.QWidget):
 
     def clear(self) -> None:
         self._pieces, self._joined, self.epochs = [], np.zeros((0, 3)), []
+        self._keys.clear()
         self._redraw()
 
     def draw_pending(self) -> None:
@@ -74,9 +78,12 @@ class CurvesView(QtWidgets.QWidget):
         for snap in snapshots:
             if snap.history_reset:
                 self._pieces, self._joined, self.epochs = [], np.zeros((0, 3)), []
+                self._keys.clear()
             if len(snap.new_steps):
                 self._pieces.append(snap.new_steps)
             self.epochs.extend(snap.new_epochs)
+            for record in snap.new_epochs:
+                self._keys.update(k for k in record if k.startswith(("train_", "val_")))
         self._pending = True
         if self.own_clock and not self._redraw_timer.isActive():
             self._redraw_timer.start()
@@ -93,9 +100,7 @@ class CurvesView(QtWidgets.QWidget):
         rows = self.steps
         self.step_curve.setData(rows[:, 0] + 1, rows[:, 2])
         steps = [r["step"] for r in self.epochs]
-        keys = sorted(
-            {k for r in self.epochs for k in r if k.startswith(("train_", "val_"))}
-        )  # the instruments' own numbers (sharpness) have docks of their own
+        keys = sorted(self._keys)
         for i, key in enumerate(keys):
             is_loss = key.endswith("_loss")
             curves, plot = (

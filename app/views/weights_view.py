@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from gradient_lab.app.palette import MIDDLE, NEGATIVE, POSITIVE, diverging_rgba
-from gradient_lab.app.views.steady_range import steady_plot
+from gradient_lab.app.views.steady_range import SteadyRange, steady_plot
 
 RIDGES = 14  # histograms drawn in the stack, spread evenly over the history kept
 HISTORY = 2000  # snapshots kept per series at most
@@ -182,6 +182,7 @@ class WeightsView(QtWidgets.QWidget):
         self.inputs = 0  # columns of the matrix that are weights (the rest: the bias)
         self._ticks: list[tuple[float, str]] = []
         self._ridge_ticks: list[tuple[float, str]] = []
+        self._scale, self._scale_key, self._limit = SteadyRange(), "", 0.0  # the colour scale
         self.own_clock = True  # redraw the history on the view's timer (else: draw_pending)
         self._pending = False
         self._redraw_timer = QtCore.QTimer(self)
@@ -199,6 +200,7 @@ class WeightsView(QtWidgets.QWidget):
     def set_facts(self, facts: Any, snapshot: Any) -> None:
         """A new session: its weight matrices in the layer box, the history emptied."""
         self.facts, self.latest = facts, None
+        self._scale_key, self._limit = "", 0.0
         self.timeline.clear()
         self.layer_box.blockSignals(True)
         self.layer_box.clear()
@@ -248,7 +250,13 @@ class WeightsView(QtWidgets.QWidget):
         self.inputs = rows.shape[1]
         if bias is not None and bias.shape == (rows.shape[0],):
             rows = np.column_stack([rows, bias])
-        limit = snapshot.layer_stats()[path]["weight_abs_max"] or 1.0
+        largest = snapshot.layer_stats()[path]["weight_abs_max"] or 1.0
+        if key != self._scale_key:  # another matrix: its own scale
+            self._scale_key, self._scale, self._limit = key, SteadyRange(), 0.0
+        # the colour scale holds still while the weights stay inside it (no flicker, and the
+        # title is not laid out again at every frame)
+        limit = self._scale.follow((0.0, self._limit), (0.0, largest))[1]
+        self._limit = limit
         self.matrix = rows
         n_rows, n_cols = rows.shape
         self.heat_image.setImage(diverging_rgba(rows, limit), autoLevels=False)

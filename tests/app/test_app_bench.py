@@ -25,9 +25,9 @@ def test_the_app_bench_reports_every_view_and_the_share_kept(tmp_path):
         "weights",
         "gradients",
         "landscape",
-        "curvature",
-        "step inspector",
+        "inspector",
     }
+    assert record["docks_in_turn"] == 5
     assert record["fps"]["network"] > 0 and record["steps_per_second_window"] > 0
     assert 0 < record["share"] < 2
     assert record["timer_gap_ms_median"] <= record["timer_gap_ms_p99"] <= record["timer_gap_ms_max"]

@@ -273,3 +273,27 @@ def test_both_docks_on_the_digits(served, qtbot):
         view.show()
         screenshot(view, name)
         view.close()
+
+
+def test_the_heat_map_s_colour_scale_holds_still_and_grows_when_a_weight_outgrows_it(served, qtbot):
+    from dataclasses import replace
+
+    from gradient_lab.engine.service.snapshot import frozen
+
+    svc = served(load_experiment(default_experiment_path()))
+    svc.run(50).result(WAIT)
+    snap = svc.snapshot
+    view, _ = views(qtbot, snap)
+    largest = snap.layer_stats()["layers.0"]["weight_abs_max"]
+    assert view.heat_plot.getPlotItem().titleLabel.text.endswith(f"±{largest:.3g})")
+
+    def scaled(factor):
+        return replace(snap, theta=frozen(np.asarray(snap.theta) * factor))
+
+    view.show_snapshot(scaled(0.9))  # smaller: the same scale, the same title
+    assert view.heat_plot.getPlotItem().titleLabel.text.endswith(f"±{largest:.3g})")
+    rows = view.matrix
+    np.testing.assert_array_equal(view.heat_image.image, diverging_rgba(rows, largest))
+    view.show_snapshot(scaled(2.0))  # a weight outgrew it: grown at once, with headroom
+    grown = view.heat_plot.getPlotItem().titleLabel.text
+    assert grown.endswith(f"±{2.5 * largest:.3g})")
