@@ -221,9 +221,7 @@ class CompareWindow(QtWidgets.QMainWindow):
             self.outputs[name].set_facts(first.facts)
             self.landscapes[name].set_facts(first.facts)
         for snap in snapshots:
-            if snap.history_reset:
-                self.epochs[name] = []
-            self.epochs[name].extend(snap.new_epochs)
+            snap.merge_epochs(self.epochs.setdefault(name, []))
         self.latest[name] = snapshots[-1]
         self.outputs[name].show_snapshot(snapshots[-1])
         self.landscapes[name].show_snapshot(snapshots[-1])

@@ -183,10 +183,14 @@ def play_round(app: Any, window: Any, counter: Any, seconds: float) -> tuple[flo
 
 def service_alone(path: Path, seconds: float, registry: Any) -> float:
     """Steps a second of the same experiment played by the service with no window."""
+    from gradient_lab.app.main_window import SNAPSHOT_RATE
     from gradient_lab.engine.service.worker import SessionService
     from gradient_lab.engine.training.experiment import load_experiment
 
-    service = SessionService(load_experiment(path, registry), registry).start()
+    # publishing as often as the window's service does
+    service = SessionService(
+        load_experiment(path, registry), registry, snapshot_rate=SNAPSHOT_RATE
+    ).start()
     try:
         service.wait_compiled(300)
         service.play(None).result(60)

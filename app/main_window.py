@@ -6,6 +6,7 @@ second; every number shown comes from the snapshot."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from concurrent.futures import Future
 from functools import partial
 from importlib.resources import files
@@ -37,6 +38,8 @@ from gradient_lab.app.views.timeline import Timeline
 from gradient_lab.app.views.weights_view import WeightsView
 
 RENDER_MS = 25  # the frame clock: a frame is drawn when a snapshot is new, up to 40 a second
+TURNS_ABOVE = 10.0  # steps a second beyond which the docks take turns (at 5 steps/s all draw)
+DOCK_EVERY_S = 0.05  # a dock draws at most 20 times a second, even alone
 SNAPSHOT_RATE = 60.0  # at most; at full speed one a compiled chunk, about 45 a second
 RECENT_FILES = 8
 
@@ -67,6 +70,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.latest: Any = None
         self.rendered_version = -1
         self.frames = 0
+        self._dock_drawn: dict[QtWidgets.QWidget, float] = {}  # when each dock drew last
         self.phase_done: str | None = None
         self.setWindowTitle("Gradient Lab")
         self.resize(1280, 800)
@@ -142,6 +146,7 @@ class MainWindow(QtWidgets.QMainWindow):
         app = QtWidgets.QApplication.instance()
         if isinstance(app, QtWidgets.QApplication):
             theme.restore_theme(app, self)
+        theme.notifier().changed.connect(self._redraw_all)  # the edges' colours are mixed
         self.network.edit_requested.connect(self.edit_value)
         self.network.neuron_selected.connect(self._neuron_selected)
 
@@ -501,12 +506,17 @@ class MainWindow(QtWidgets.QMainWindow):
             for view, draw in self._dock_drawers()
             if _shown(view) and (view is not self.landscape or self.landscape.result is not None)
         ]  # a landscape not computed yet has nothing to draw
-        if snap.playing and docks:
-            # one dock a frame, in turn: the network and its output keep the frame rate and
-            # the docks share the rest (on 2 cores the GUI shares the interpreter with the
-            # worker); a paused or stepped state is drawn everywhere at once
-            docks = [docks[self.frames % len(docks)]]
-        for _, draw in docks:
+        now = time.perf_counter()
+        rate = self.controls.rate()
+        if snap.playing and docks and (rate is None or rate > TURNS_ABOVE):
+            # playing fast: one dock a frame, in turn, each at most every DOCK_EVERY_S; the
+            # network and its output keep the frame rate and the docks share the rest (on 2
+            # cores the GUI shares the interpreter with the worker). A paused, stepped or
+            # slowly played state is drawn everywhere at once.
+            view, draw = docks[self.frames % len(docks)]
+            docks = [] if now - self._dock_drawn.get(view, 0.0) < DOCK_EVERY_S else [(view, draw)]
+        for view, draw in docks:
+            self._dock_drawn[view] = now
             draw(snap)
         if not snap.playing:
             self.landscape.draw_pending()  # even behind a tab: its path is the run's record
@@ -515,6 +525,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if snap.diverged:
             self.show_notice(f"Training diverged: {snap.diverged}")
         self.state_label.setText(_state_text(snap, self.curves.latest()))
+
+    def _redraw_all(self, _look: str = "") -> None:
+        """Draw the newest snapshot again at the next frame (a new background)."""
+        self.rendered_version = -1
 
     def _dock_drawers(self) -> list[tuple[QtWidgets.QWidget, Any]]:
         """Each dock's view and how it draws a snapshot (its history included)."""

@@ -68,3 +68,16 @@ def test_epochs_the_thinned_history_drops_are_not_evaluated_and_the_kept_ones_ar
     assert lazy.history.layer_norms == full.history.layer_norms
     assert "train_accuracy" in lazy.history.epochs[-1]  # the latest is complete
     assert len(every) == full.epoch and len(evaluated) < full.epoch / 4
+
+
+def test_epochs_run_unevaluated_for_a_while_leave_no_record_without_its_numbers():
+    session, _ = _thinned_session(keep_everything=False)
+    session.evaluate_epochs = False  # the strides of records and norms part
+    session.run_steps(100 * session.steps_per_epoch)
+    session.evaluate_epochs = True
+    for size in (7 * session.steps_per_epoch, 3, 5 * session.steps_per_epoch):
+        session.run_steps(size)
+    assert session.history.epoch_stride != session.history.norms_stride
+    assert all(len(r) > 1 for r in session.history.layer_norms)  # no placeholder stayed
+    evaluated = [r for r in session.history.epochs if r["step"] > 100 * session.steps_per_epoch]
+    assert evaluated and all("train_accuracy" in r for r in evaluated)

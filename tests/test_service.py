@@ -281,3 +281,33 @@ def test_go_to_rewinds_or_replays_to_the_same_run(service):
         bare = Session(experiment())
         bare.run_steps(step)
         assert snap.theta.tobytes() == bare.model.theta.tobytes()
+
+
+def test_a_view_merging_the_snapshots_epochs_has_the_engine_s_thinned_history():
+    """Past its capacity the history keeps a record off its stride only while it is the
+    latest: a snapshot names the record its first new one replaces, so a view's copy, merged
+    snapshot by snapshot, is the engine's, not a list with stale latest records in it."""
+    from gradient_lab.engine.training.history import History
+    from tests.experiments import small_session
+
+    session = small_session([dense(3, "tanh"), dense(1, "tanh")], dataset="circle", data="n = 40")
+    session.history = History(epoch_capacity=8)
+    service = SessionService(session=session, snapshot_rate=1000.0)
+    heard = []
+    service.subscribe(lambda e, p: heard.append(p["snapshot"]) if e == "snapshot" else None)
+    service.start()
+    try:
+        service.wait_built(60)
+        for steps in (3, 5 * session.steps_per_epoch + 1, 7, 40 * session.steps_per_epoch):
+            for _ in range(6):
+                service.run(steps).result(60)
+        service.rewind(session.steps_per_epoch * 30 + 2).result(60)
+        service.run(9 * session.steps_per_epoch).result(60)
+        kept = service.call(lambda s: [dict(r) for r in s.history.epochs]).result(60)
+    finally:
+        service.close()
+    view: list = []
+    for snap in heard:
+        snap.merge_epochs(view)
+    assert any(s.replaced_epoch_step is not None for s in heard)  # it happened
+    assert view == kept

@@ -83,15 +83,10 @@ class CurvatureView(QtWidgets.QWidget):
 
     def add_snapshots(self, snapshots: list[Any]) -> None:
         """Measurements arrive in the epoch records (a rewind resends them all)."""
-        changed = False
+        before = list(self.records)
         for snap in snapshots:
-            if snap.history_reset:
-                self.records, changed = [], True
-            for record in snap.new_epochs:
-                if KEYS[0] in record:
-                    self.records.append(record)
-                    changed = True
-        if changed:
+            snap.merge_epochs(self.records, keep=lambda record: KEYS[0] in record)
+        if self.records != before:
             self._redraw()
 
     def _redraw(self) -> None:

@@ -13,7 +13,7 @@ from gradient_lab.app.palette import CLASS_COLOURS
 from gradient_lab.app.views.steady_range import steady_plot
 
 STEP_PEN = pg.mkPen((150, 150, 150), width=1)
-REDRAW_MS = 100  # curves of 10⁵ points redraw at most ten times a second
+REDRAW_MS = 100  # on its own clock, curves of 10⁵ points redraw at most ten times a second
 
 
 class CurvesView(QtWidgets.QWidget):
@@ -77,11 +77,11 @@ class CurvesView(QtWidgets.QWidget):
         """Take each snapshot's new history rows, in order."""
         for snap in snapshots:
             if snap.history_reset:
-                self._pieces, self._joined, self.epochs = [], np.zeros((0, 3)), []
+                self._pieces, self._joined = [], np.zeros((0, 3))
                 self._keys.clear()
             if len(snap.new_steps):
                 self._pieces.append(snap.new_steps)
-            self.epochs.extend(snap.new_epochs)
+            snap.merge_epochs(self.epochs)
             for record in snap.new_epochs:
                 self._keys.update(k for k in record if k.startswith(("train_", "val_")))
         self._pending = True

@@ -22,7 +22,7 @@ from gradient_lab.app.views.steady_range import SteadyRange, steady_plot
 from gradient_lab.app.views.weights_view import Timeline
 
 REFERENCE_RATIO = 1e-3  # the rule of thumb for ‖Δw‖/‖w‖ per step
-REDRAW_MS = 100  # the ratio curves redraw at most ten times a second
+REDRAW_MS = 100  # on its own clock, the ratio curves redraw at most ten times a second
 MEAN_COLOUR = POSITIVE
 MAX_COLOUR = (120, 180, 225)
 DEAD_COLOUR = NEGATIVE
@@ -168,6 +168,7 @@ class GradientsView(QtWidgets.QWidget):
     def set_facts(self, facts: Any, snapshot: Any, probe: np.ndarray | None = None) -> None:
         """A new session: its layers on the axes, the history emptied."""
         self.facts = facts
+        self.flow_range, self.ratio_range = SteadyRange(), SteadyRange()
         self.probe = probe if probe is not None else snapshot.probe_inputs()
         self.timeline.clear()
         self.paths = list(snapshot.layer_stats())

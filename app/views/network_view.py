@@ -104,13 +104,16 @@ class Neuron(QtWidgets.QGraphicsPixmapItem):
         if bias is not None:
             self.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
 
+    def describe(self) -> str:
+        if self.bias is None:
+            return ""
+        key, index = self.bias
+        value = self.view.bias_value(key, index)
+        return f"{key}[{index[0]}] = {value:+.4f}  (click: inspect, double-click: edit)"
+
     def hoverEnterEvent(self, event: QtWidgets.QGraphicsSceneHoverEvent) -> None:
-        if self.bias is not None:
-            key, index = self.bias
-            self.setToolTip(
-                f"{key}[{index[0]}] = {self.view.bias_value(key, index):+.4f}  "
-                "(click: inspect, double-click: edit)"
-            )
+        """The tooltip is written when the mouse arrives (and kept current while it stays)."""
+        self.setToolTip(self.describe())
         self.view.enlarge(self)
 
     def hoverLeaveEvent(self, event: QtWidgets.QGraphicsSceneHoverEvent) -> None:
@@ -289,6 +292,8 @@ class NetworkView(QtWidgets.QGraphicsView):
         for neuron, rgba in zip(neurons, colours, strict=True):
             neuron.full = QtGui.QPixmap.fromImage(qimage(rgba))
             neuron.setPixmap(neuron.full.scaled(THUMB, THUMB))
+            if neuron.isUnderMouse():
+                neuron.setToolTip(neuron.describe())
         gradients = snapshot.gradients()
         edge_colours = {True: self._edge_colour(POSITIVE), False: self._edge_colour(NEGATIVE)}
         for edge in self.edges:

@@ -22,13 +22,18 @@ class SteadyRange:
 
     def __init__(self) -> None:
         self.small = 0  # how many times in a row the data filled too little of the range
+        self.last: tuple[float, float] | None = None  # the range this gave last
 
     def follow(self, shown: tuple[float, float], data: tuple[float, float]) -> tuple[float, float]:
+        self.last = self._follow(shown, data)
+        return self.last
+
+    def _follow(self, shown: tuple[float, float], data: tuple[float, float]) -> tuple[float, float]:
         low, high = shown
         d_low, d_high = data
         span = d_high - d_low
-        if span <= 0 or high <= low:
-            self.small = 0
+        if span <= 0 or high <= low or not self._ours(shown):
+            self.small = 0  # a range set otherwise (a default, the user, a log switch) is not kept
             return data
         if d_low < low or d_high > high:  # outgrown: grow where the data left, at once
             self.small = 0
@@ -46,6 +51,12 @@ class SteadyRange:
             return shown
         self.small = 0
         return data
+
+    def _ours(self, shown: tuple[float, float]) -> bool:
+        if self.last is None:
+            return False
+        tolerance = 1e-6 * max(abs(self.last[1] - self.last[0]), 1e-300)
+        return all(abs(a - b) <= tolerance for a, b in zip(shown, self.last, strict=True))
 
 
 class SteadyViewBox(pg.ViewBox):

@@ -21,7 +21,7 @@ from gradient_lab.app.views.steady_range import SteadyRange, steady_plot
 
 RIDGES = 14  # histograms drawn in the stack, spread evenly over the history kept
 HISTORY = 2000  # snapshots kept per series at most
-REDRAW_MS = 200  # the stack of histograms redraws at most five times a second
+REDRAW_MS = 200  # on its own clock, the histogram stack redraws at most five times a second
 HINTON_MAX = 80  # rows and columns a Hinton diagram draws at most
 HINTON_PIXELS = 240  # about how many pixels the larger side of a Hinton image gets
 RIDGE_HEIGHT = 1.8  # the tallest bar of the stack, in ridges (they overlap like a joy plot)
@@ -251,10 +251,11 @@ class WeightsView(QtWidgets.QWidget):
         if bias is not None and bias.shape == (rows.shape[0],):
             rows = np.column_stack([rows, bias])
         largest = snapshot.layer_stats()[path]["weight_abs_max"] or 1.0
-        if key != self._scale_key:  # another matrix: its own scale
+        if key != self._scale_key or not snapshot.playing:  # exact, and started over
             self._scale_key, self._scale, self._limit = key, SteadyRange(), 0.0
-        # the colour scale holds still while the weights stay inside it (no flicker, and the
-        # title is not laid out again at every frame)
+        # while playing, the colour scale holds still while the weights stay inside it (no
+        # flicker, and the title is not laid out again at every frame); a paused, stepped or
+        # rewound state is drawn on its own exact scale
         limit = self._scale.follow((0.0, self._limit), (0.0, largest))[1]
         self._limit = limit
         self.matrix = rows

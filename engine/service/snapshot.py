@@ -9,6 +9,7 @@ state, on whatever thread asks: the step in progress is never disturbed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,12 +107,27 @@ class Snapshot:
     # steps): the step inspector's numbers
     batch_inputs: np.ndarray | None = None
     batch_targets: np.ndarray | None = None
+    # the step of the epoch record the first of ``new_epochs`` replaces (the thinned history
+    # keeps a record off its stride only while it is the latest), None when it adds to them
+    replaced_epoch_step: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # answers to the queries that take no inputs, kept: several views ask them of one snapshot
     # (not an argument, so `dataclasses.replace` starts a copy without them)
     _answers: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     # ------------------------------------------------------------------ queries
+    def merge_epochs(
+        self, records: list[dict[str, Any]], keep: Callable[[dict[str, Any]], bool] | None = None
+    ) -> None:
+        """Bring a view's copy of the epoch records up to this snapshot, in place: emptied
+        after a history reset, its latest dropped when the history replaced it, then the new
+        records (those ``keep`` accepts) appended."""
+        if self.history_reset:
+            records.clear()
+        elif records and records[-1]["step"] == self.replaced_epoch_step:
+            records.pop()
+        records.extend(r for r in self.new_epochs if keep is None or keep(r))
+
     def parameters(self) -> dict[str, np.ndarray]:
         """Every trainable weight by key, as read-only views of the snapshot's copy."""
         return {s.key: Model.view(self.theta, s) for s in self.facts.model.slots}

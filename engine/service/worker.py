@@ -60,7 +60,9 @@ class SessionService:
         self._built = threading.Event()
         self._build_error: BaseException | None = None
         self._version = 0
-        self._seen = (0, 1, 0, 1)  # history rows, stride, epochs, epoch stride already published
+        # history rows, stride, epochs, epoch stride already published, and the latest epoch's
+        # step (the history may replace that record)
+        self._seen: tuple[int, int, int, int, int | None] = (0, 1, 0, 1, None)
         self._reset_history = True
         self._chunk = 1
         self._last_publish = 0.0
@@ -339,7 +341,7 @@ class SessionService:
         history = session.history
         rows, stride = len(history.steps), history.steps.stride
         epochs, epoch_stride = len(history.epochs), history.epoch_stride
-        seen_rows, seen_stride, seen_epochs, seen_epoch_stride = self._seen
+        seen_rows, seen_stride, seen_epochs, seen_epoch_stride, seen_latest = self._seen
         reset = (
             self._reset_history
             or stride != seen_stride
@@ -348,8 +350,12 @@ class SessionService:
             or epochs < seen_epochs
         )
         first_row, first_epoch = (0, 0) if reset else (seen_rows, seen_epochs)
+        replaced = None
+        if not reset and seen_epochs and history.epochs[seen_epochs - 1]["step"] != seen_latest:
+            first_epoch, replaced = seen_epochs - 1, seen_latest  # sent again, as it is now
         batch = session.batch_in_progress()
-        self._seen = (rows, stride, epochs, epoch_stride)
+        latest = history.epochs[-1]["step"] if epochs else None
+        self._seen = (rows, stride, epochs, epoch_stride, latest)
         self._reset_history = False
         return Snapshot(
             version=self._version,
@@ -373,6 +379,7 @@ class SessionService:
             optimizer_hp=dict(session.optimizer.hp),
             batch_inputs=None if batch is None else frozen(batch[0]),
             batch_targets=None if batch is None else frozen(batch[1]),
+            replaced_epoch_step=replaced,
         )
 
     def _emit(self, event: str, payload: dict[str, Any]) -> None:

@@ -121,13 +121,14 @@ class History:
         self.epoch_stride = add_thinned(self.epochs, record, self.epoch_stride, self.epoch_capacity)
 
     def keeps(self, step: int) -> bool:
-        """Whether an epoch record (and its layer norms) at ``step`` would outlive the next
-        one: the first, and those on the thinned lists' stride (a record off it stays only
-        while it is the latest)."""
+        """Whether an epoch record or its layer norms at ``step`` would outlive the next
+        epoch end: the first, and those on either thinned list's stride (a record off it stays
+        only while it is the latest; the strides differ after epochs ran unevaluated)."""
         return (
             not self.epochs
             or not self.layer_norms
-            or (step % self.epoch_stride == 0 and step % self.norms_stride == 0)
+            or step % self.epoch_stride == 0
+            or step % self.norms_stride == 0
         )
 
     def add_norms(self, record: dict[str, Any]) -> None:

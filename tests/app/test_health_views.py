@@ -287,13 +287,16 @@ def test_the_heat_map_s_colour_scale_holds_still_and_grows_when_a_weight_outgrow
     largest = snap.layer_stats()["layers.0"]["weight_abs_max"]
     assert view.heat_plot.getPlotItem().titleLabel.text.endswith(f"±{largest:.3g})")
 
-    def scaled(factor):
-        return replace(snap, theta=frozen(np.asarray(snap.theta) * factor))
+    def scaled(factor, playing=True):
+        return replace(snap, theta=frozen(np.asarray(snap.theta) * factor), playing=playing)
 
-    view.show_snapshot(scaled(0.9))  # smaller: the same scale, the same title
+    view.show_snapshot(scaled(1.0))
+    view.show_snapshot(scaled(0.9))  # smaller while playing: the same scale, the same title
     assert view.heat_plot.getPlotItem().titleLabel.text.endswith(f"±{largest:.3g})")
     rows = view.matrix
     np.testing.assert_array_equal(view.heat_image.image, diverging_rgba(rows, largest))
     view.show_snapshot(scaled(2.0))  # a weight outgrew it: grown at once, with headroom
     grown = view.heat_plot.getPlotItem().titleLabel.text
     assert grown.endswith(f"±{2.5 * largest:.3g})")
+    view.show_snapshot(scaled(0.5, playing=False))  # paused: its own exact scale
+    assert view.heat_plot.getPlotItem().titleLabel.text.endswith(f"±{0.5 * largest:.3g})")

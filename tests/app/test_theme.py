@@ -135,3 +135,17 @@ def test_the_appearance_menu_switches_and_follows(window, qapp, qtbot):
     qtbot.keyClick(win, QtCore.Qt.Key.Key_Escape)  # Escape leaves presentation mode
     qtbot.waitUntil(lambda: not win.isFullScreen())
     assert not menu.presentation.isChecked()
+
+
+def test_the_diagram_s_edges_mix_their_colour_with_the_new_background(window, qapp, qtbot):
+    win = window()
+    edge = win.network.edges[0]
+    light = edge.pen().color()
+    theme.apply_theme(qapp, "dark", remember=False)
+    qtbot.waitUntil(lambda: edge.pen().color() != light, timeout=5000)  # redrawn, paused
+    dark = QtGui.QColor(DARK.plot_background)
+    mixed = edge.pen().color()
+    for channel in ("red", "green", "blue"):  # a fifth of the way to the dark background
+        pure = (getattr(light, channel)() - 0.18 * 255) / 0.82
+        expected = 0.82 * pure + 0.18 * getattr(dark, channel)()
+        assert abs(getattr(mixed, channel)() - expected) <= 1.5
