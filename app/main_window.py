@@ -39,7 +39,7 @@ from gradient_lab.app.views.weights_view import WeightsView
 
 RENDER_MS = 25  # the frame clock: a frame is drawn when a snapshot is new, up to 40 a second
 TURNS_ABOVE = 10.0  # steps a second beyond which the docks take turns (at 5 steps/s all draw)
-DOCK_EVERY_S = 0.05  # a dock draws at most 20 times a second, even alone
+DOCK_EVERY_S = 0.1  # a dock draws at most 10 times a second, even alone
 SNAPSHOT_RATE = 60.0  # at most; at full speed one a compiled chunk, about 45 a second
 RECENT_FILES = 8
 

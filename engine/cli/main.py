@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the window's speed instead: frames per second of every view while training W1 "
         "at full speed, and the share of headless speed kept",
     )
+    bench.add_argument(
+        "--default-layout",
+        action="store_true",
+        help="with --app: the window as it opens (docks behind tabs, the curves shown) instead "
+        "of every dock open and a landscape computed",
+    )
     return parser
 
 
