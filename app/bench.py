@@ -131,7 +131,7 @@ class DrawCounter:
     DRAWS: ClassVar[dict[str, str]] = {  # view: the method that draws a new snapshot on it
         "network": "show_snapshot",
         "output": "show_snapshot",
-        "curves": "draw_pending",
+        "curves": "history_clock.draw_pending",
         "weights": "show_snapshot",
         "gradients": "show_snapshot",
         "landscape": "draw_pending",  # its show_snapshot records a point at every frame
@@ -141,8 +141,11 @@ class DrawCounter:
     def __init__(self, window: Any) -> None:
         self.counts = dict.fromkeys(self.DRAWS, 0)
         for name, method in self.DRAWS.items():
-            view = getattr(window, name)
-            setattr(view, method, self._counted(name, getattr(view, method)))
+            owner = getattr(window, name)
+            *path, attribute = method.split(".")
+            for part in path:
+                owner = getattr(owner, part)
+            setattr(owner, attribute, self._counted(name, getattr(owner, attribute)))
 
     def _counted(self, name: str, draw: Any) -> Any:
         def counted(*args: Any) -> Any:

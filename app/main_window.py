@@ -123,8 +123,9 @@ class MainWindow(QtWidgets.QMainWindow):
             (self.landscape_dock, self.landscape),
         ):  # a dock shown again (its tab raised) draws the newest state at once
             dock.visibilityChanged.connect(partial(self._dock_shown, view))
-        for view in (self.curves, self.weights, self.gradients, self.landscape):
-            view.own_clock = False  # their history is drawn at the frame clock
+        for view in (self.curves, self.weights, self.gradients):
+            view.history_clock.own = False  # their history is drawn at the frame clock
+        self.landscape.own_clock = False
         self.curves_dock.raise_()
         self.plugins = PluginManagerView(self.plugin_options, registry=self.registry)
         right = QtCore.Qt.DockWidgetArea.RightDockWidgetArea
@@ -534,13 +535,13 @@ class MainWindow(QtWidgets.QMainWindow):
         """Each dock's view and how it draws a snapshot (its history included)."""
 
         def state_and_history(view: Any) -> Any:
-            return lambda snap: (view.show_snapshot(snap), view.draw_pending())
+            return lambda snap: (view.show_snapshot(snap), view.history_clock.draw_pending())
 
         return [
             (self.inspector, lambda snap: self.inspector.show_snapshot(snap, self.phase_done)),
             (self.weights, state_and_history(self.weights)),
             (self.gradients, state_and_history(self.gradients)),
-            (self.curves, lambda snap: self.curves.draw_pending()),
+            (self.curves, lambda snap: self.curves.history_clock.draw_pending()),
             (self.landscape, lambda snap: self.landscape.draw_pending()),
         ]
 

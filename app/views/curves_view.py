@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 
 from gradient_lab.app.palette import CLASS_COLOURS
+from gradient_lab.app.views.history_clock import HistoryClock
 from gradient_lab.app.views.steady_range import steady_plot
 
 STEP_PEN = pg.mkPen((150, 150, 150), width=1)
@@ -51,12 +52,7 @@ class CurvesView(QtWidgets.QWidget):
         # the split's numbers the epochs carry (the instruments' own, such as sharpness, have
         # docks of their own)
         self._keys: set[str] = set()
-        self.own_clock = True  # redraw the history on the view's timer (else: draw_pending)
-        self._pending = False
-        self._redraw_timer = QtCore.QTimer(self)
-        self._redraw_timer.setSingleShot(True)
-        self._redraw_timer.setInterval(REDRAW_MS)
-        self._redraw_timer.timeout.connect(self.draw_pending)
+        self.history_clock = HistoryClock(self._redraw, REDRAW_MS, self)
         self._hover = pg.SignalProxy(
             self.loss_plot.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved
         )
@@ -65,13 +61,6 @@ class CurvesView(QtWidgets.QWidget):
         self._pieces, self._joined, self.epochs = [], np.zeros((0, 3)), []
         self._keys.clear()
         self._redraw()
-
-    def draw_pending(self) -> None:
-        """Draw the history received since the last drawing, if any (alone, the view's own
-        timer calls this; in the window, its frame clock, with ``own_clock`` False)."""
-        if self._pending:
-            self._pending = False
-            self._redraw()
 
     def add_snapshots(self, snapshots: list[Any]) -> None:
         """Take each snapshot's new history rows, in order."""
@@ -84,9 +73,7 @@ class CurvesView(QtWidgets.QWidget):
             snap.merge_epochs(self.epochs)
             for record in snap.new_epochs:
                 self._keys.update(k for k in record if k.startswith(("train_", "val_")))
-        self._pending = True
-        if self.own_clock and not self._redraw_timer.isActive():
-            self._redraw_timer.start()
+        self.history_clock.mark()
 
     @property
     def steps(self) -> np.ndarray:

@@ -18,6 +18,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from gradient_lab.app.palette import CLASS_COLOURS, NEGATIVE, POSITIVE
+from gradient_lab.app.views.history_clock import HistoryClock
 from gradient_lab.app.views.steady_range import SteadyRange, steady_plot
 from gradient_lab.app.views.weights_view import Timeline
 
@@ -157,12 +158,7 @@ class GradientsView(QtWidgets.QWidget):
         self.activity: dict[str, dict[str, Any]] = {}  # the unit shares drawn
         self.timeline = Timeline()
         self.flow_range, self.ratio_range = SteadyRange(), SteadyRange()  # set by this view
-        self.own_clock = True  # redraw the history on the view's timer (else: draw_pending)
-        self._pending = False
-        self._redraw_timer = QtCore.QTimer(self)
-        self._redraw_timer.setSingleShot(True)
-        self._redraw_timer.setInterval(REDRAW_MS)
-        self._redraw_timer.timeout.connect(self.draw_pending)
+        self.history_clock = HistoryClock(self.draw_ratios, REDRAW_MS, self)
 
     # ------------------------------------------------------------------ data
     def set_facts(self, facts: Any, snapshot: Any, probe: np.ndarray | None = None) -> None:
@@ -201,22 +197,13 @@ class GradientsView(QtWidgets.QWidget):
         self.show_snapshot(snapshot)
         self.draw_ratios()
 
-    def draw_pending(self) -> None:
-        """Draw the history received since the last drawing, if any (alone, the view's own
-        timer calls this; in the window, its frame clock, with ``own_clock`` False)."""
-        if self._pending:
-            self._pending = False
-            self.draw_ratios()
-
     def add_snapshots(self, snapshots: list[Any]) -> None:
         """Keep each snapshot's update ratios (thinned evenly); a history reset starts over."""
         for snap in snapshots:
             if snap.history_reset:
                 self.timeline.clear()
             self.timeline.add(snap.step, partial(self._ratios, snap))
-        self._pending = True
-        if self.own_clock and not self._redraw_timer.isActive():
-            self._redraw_timer.start()
+        self.history_clock.mark()
 
     def _ratios(self, snapshot: Any) -> list[float]:
         stats = snapshot.layer_stats()

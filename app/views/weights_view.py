@@ -17,6 +17,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from gradient_lab.app.palette import MIDDLE, NEGATIVE, POSITIVE, diverging_rgba
+from gradient_lab.app.views.history_clock import HistoryClock
 from gradient_lab.app.views.steady_range import SteadyRange, steady_plot
 
 RIDGES = 14  # histograms drawn in the stack, spread evenly over the history kept
@@ -183,12 +184,7 @@ class WeightsView(QtWidgets.QWidget):
         self._ticks: list[tuple[float, str]] = []
         self._ridge_ticks: list[tuple[float, str]] = []
         self._scale, self._scale_key, self._limit = SteadyRange(), "", 0.0  # the colour scale
-        self.own_clock = True  # redraw the history on the view's timer (else: draw_pending)
-        self._pending = False
-        self._redraw_timer = QtCore.QTimer(self)
-        self._redraw_timer.setSingleShot(True)
-        self._redraw_timer.setInterval(REDRAW_MS)
-        self._redraw_timer.timeout.connect(self.draw_pending)
+        self.history_clock = HistoryClock(self.draw_spread, REDRAW_MS, self)
         self._hover = [
             pg.SignalProxy(
                 plot.scene().sigMouseMoved, rateLimit=30, slot=partial(self._mouse_moved, plot)
@@ -219,22 +215,13 @@ class WeightsView(QtWidgets.QWidget):
         data = self.layer_box.currentData()
         return None if data is None else (data[0], data[1])
 
-    def draw_pending(self) -> None:
-        """Draw the history received since the last drawing, if any (alone, the view's own
-        timer calls this; in the window, its frame clock, with ``own_clock`` False)."""
-        if self._pending:
-            self._pending = False
-            self.draw_spread()
-
     def add_snapshots(self, snapshots: list[Any]) -> None:
         """Keep each snapshot's histograms (thinned evenly); a history reset starts over."""
         for snap in snapshots:
             if snap.history_reset:
                 self.timeline.clear()
             self.timeline.add(snap.step, partial(snap.histograms))
-        self._pending = True
-        if self.own_clock and not self._redraw_timer.isActive():
-            self._redraw_timer.start()
+        self.history_clock.mark()
 
     # ------------------------------------------------------------------ drawing
     def show_snapshot(self, snapshot: Any) -> None:

@@ -231,8 +231,9 @@ def count_draws(win):
     for name in ("network", "inspector", "weights", "gradients"):
         view = getattr(win, name)
         view.show_snapshot = counted(name, view.show_snapshot)
-    curves_draw = win.curves.draw_pending
-    win.curves.draw_pending = lambda: drawn.setdefault("curves", []).append(-1) or curves_draw()
+    clock = win.curves.history_clock
+    curves_draw = clock.draw_pending
+    clock.draw_pending = lambda: drawn.setdefault("curves", []).append(-1) or curves_draw()
     return drawn
 
 
