@@ -11,6 +11,7 @@ from typing import Any
 from PySide6 import QtCore, QtWidgets
 
 from gradient_lab.app import platform_check
+from gradient_lab.app.collector import collect_in_gui_thread
 from gradient_lab.app.session_loader import PluginOptions
 from gradient_lab.engine.plugin_api import PluginError
 
@@ -44,6 +45,7 @@ def application() -> QtWidgets.QApplication:
         app = QtWidgets.QApplication([sys.argv[0] if sys.argv else "gradient-lab"])
         app.setApplicationName("Gradient Lab")
         app.setOrganizationName("Gradient Lab")
+    collect_in_gui_thread()
     assert isinstance(app, QtWidgets.QApplication)
     return app
 

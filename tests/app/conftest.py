@@ -1,6 +1,7 @@
 """GUI tests: the real widgets on Qt's offscreen platform, driven with pytest-qt. Every test
 must leave no window open and no session thread running; a fixture fails the test that does."""
 
+import gc
 import os
 import threading
 
@@ -10,8 +11,9 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("PySide6")
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
+from gradient_lab.app.collector import collect_anywhere
 from gradient_lab.engine.cli.main import default_experiment_path
 
 BUILD_MS = 180_000  # a session's first build may compile kernels on a cold cache
@@ -21,9 +23,22 @@ SCREENSHOTS = os.environ.get("GRADIENT_LAB_SCREENSHOTS")  # a folder to save scr
 @pytest.fixture(autouse=True)
 def no_leaks(monkeypatch, tmp_path):
     """Fails a test that leaves a window shown or a session thread running; each test gets a
-    settings folder of its own."""
+    settings folder of its own. As in the app, Python's cycle collector runs in this thread
+    only: here at the end of each test, which frees its windows before the next one starts."""
     monkeypatch.setenv("GRADIENT_LAB_CONFIG", str(tmp_path / "config"))
-    yield
+    gc.disable()
+    try:
+        yield
+        _check_closed()
+    finally:
+        app = QtWidgets.QApplication.instance()
+        if app is not None:
+            app.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+        gc.collect()
+        collect_anywhere()
+
+
+def _check_closed():
     app = QtWidgets.QApplication.instance()
     if app is None:
         return
