@@ -25,6 +25,7 @@ from gradient_lab.app.export import ExportMenu
 from gradient_lab.app.labs import LABS
 from gradient_lab.app.session_loader import PluginOptions, load
 from gradient_lab.app.settings import app_settings
+from gradient_lab.app.steady_label import SteadyLabel
 from gradient_lab.app.training_controls import TrainingControls
 from gradient_lab.app.views.curvature_view import CurvatureView
 from gradient_lab.app.views.curves_view import CurvesView
@@ -42,6 +43,10 @@ TURNS_ABOVE = 10.0  # steps a second beyond which the docks take turns (at 5 ste
 DOCK_EVERY_S = 0.1  # a dock draws at most 10 times a second, even alone
 SNAPSHOT_RATE = 60.0  # at most; at full speed one a compiled chunk, about 45 a second
 RECENT_FILES = 8
+# about as wide as the status bar's training state gets (it widens for a wider one)
+STATE_TEMPLATE = "   ·   ".join(
+    ["step 9999999", "epoch 99999", "loss 1.234e-05", "train accuracy 100.0%", "playing"]
+)
 
 
 def examples_folder() -> Path:
@@ -256,7 +261,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _status_bar(self) -> None:
         bar = self.statusBar()
-        self.state_label = QtWidgets.QLabel("starting…")
+        self.state_label = SteadyLabel("starting…", STATE_TEMPLATE)
         self.compile_bar = QtWidgets.QProgressBar()
         self.compile_bar.setMinimumWidth(340)
         self.compile_bar.setVisible(False)

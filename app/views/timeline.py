@@ -12,6 +12,7 @@ from typing import Any
 from PySide6 import QtCore, QtWidgets
 
 from gradient_lab.app.background import when_done
+from gradient_lab.app.steady_label import SteadyLabel
 
 
 class Timeline(QtWidgets.QWidget):
@@ -26,8 +27,7 @@ class Timeline(QtWidgets.QWidget):
         self.slider.setRange(0, 0)
         self.slider.setToolTip("Drag to go back to any step of the run, and forward again")
         self.slider.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.label = QtWidgets.QLabel("step 0 of 0")
-        self.label.setMinimumWidth(150)
+        self.label = SteadyLabel("step 0 of 0", "step 9,999,999 of 9,999,999")
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(6, 0, 6, 0)
         layout.addWidget(QtWidgets.QLabel("Timeline"))

@@ -78,6 +78,19 @@ class Timeline:
         return steps, values
 
 
+def ridge_picks(entries: int, ridges: int) -> list[int]:
+    """Which of ``entries`` kept entries the stack draws: the newest, and before it every
+    k-th from the oldest, k the smallest power of two that leaves at most ``ridges`` in all.
+    As entries are added, the older ridges stay until k doubles (and then every other one
+    goes), so they hold still while training goes on."""
+    if entries <= ridges:
+        return list(range(entries))
+    stride = 1
+    while -(-(entries - 1) // stride) > ridges - 1:
+        stride *= 2
+    return [*range(0, entries - 1, stride), entries - 1]
+
+
 def unit_rows(weight: np.ndarray) -> np.ndarray:
     """A weight array as one row per unit: a dense layer's (inputs, units) transposed, a
     convolution's (out, in, kh, kw) flattened per output channel."""
@@ -183,6 +196,10 @@ class WeightsView(QtWidgets.QWidget):
         self.inputs = 0  # columns of the matrix that are weights (the rest: the bias)
         self._ticks: list[tuple[float, str]] = []
         self._ridge_ticks: list[tuple[float, str]] = []
+        # the height scale of the stack, and what each ridge shows by place (0: the newest):
+        # (histogram, scale, shade)
+        self._ridge_path, self._ridge_scale, self._ridge_tallest = "", SteadyRange(), 0.0
+        self._ridge_drawn: dict[int, tuple[Any, ...]] = {}
         self._scale, self._scale_key, self._limit = SteadyRange(), "", 0.0  # the colour scale
         self.history_clock = HistoryClock(self.draw_spread, REDRAW_MS, self)
         self._hover = [
@@ -265,17 +282,24 @@ class WeightsView(QtWidgets.QWidget):
         set_title(self.hinton_plot, f"Hinton diagram{cut}")
 
     def draw_spread(self) -> None:
-        """The stack of the chosen layer's histograms over the history kept."""
+        """The stack of the chosen layer's histograms over the history kept. While training
+        goes on only the newest ridge changes at most frames: the older ones are kept entries
+        picked at a steady stride, on a height scale that holds still (``SteadyRange``), and
+        a ridge whose histogram, scale and shade are the same is not set again."""
         chosen = self.chosen()
         steps, values = self.timeline.entries()
         if chosen is None or not steps:
             for ridge in self.ridges:
                 ridge.setVisible(False)
+            self._ridge_drawn.clear()
             return
         path = chosen[1]
-        picked = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), RIDGES)).round())
-        picked = picked.astype(int)
-        tallest = max(int(values[i][path]["weight_counts"].max()) for i in picked) or 1
+        picked = ridge_picks(len(steps), RIDGES)
+        counted = max(int(values[i][path]["weight_counts"].max()) for i in picked) or 1
+        if path != self._ridge_path:
+            self._ridge_path, self._ridge_scale, self._ridge_tallest = path, SteadyRange(), 0.0
+        tallest = self._ridge_scale.follow((0.0, self._ridge_tallest), (0.0, float(counted)))[1]
+        self._ridge_tallest = tallest
         colours = pg.ColorMap([0.0, 1.0], [OLD, POSITIVE])
         ticks = []
         for n, i in enumerate(picked[::-1]):  # the newest in front, at the bottom
@@ -285,26 +309,33 @@ class WeightsView(QtWidgets.QWidget):
                 self.ridges.append(ridge)
             ridge = self.ridges[n]
             hist = values[i][path]
-            base = float(n)
-            heights = base + RIDGE_HEIGHT * hist["weight_counts"] / tallest
-            colour = colours.map(1.0 - n / max(len(picked) - 1, 1), mode="qcolor")
-            fill = pg.mkColor(colour)
-            fill.setAlpha(150)
-            ridge.setData(
-                hist["weight_edges"], heights, stepMode="center", fillLevel=base, brush=fill
-            )
-            ridge.setPen(pg.mkPen(colour.darker(130), width=1))
-            ridge.setZValue(len(picked) - n)
+            shade = 1.0 - n / max(len(picked) - 1, 1)
+            before = self._ridge_drawn.get(n)
+            if before is None or before[0] is not hist or before[1:] != (tallest, shade):
+                self._ridge_drawn[n] = (hist, tallest, shade)  # held: compared by identity
+                self._set_ridge(ridge, hist, float(n), tallest, colours.map(shade, "qcolor"))
+                ridge.setZValue(len(picked) - n)
             ridge.setVisible(True)
             # the newest is the one the snapshots replace: "now", so the axis stays
-            ticks.append((base, "now" if n == 0 else str(steps[i])))
-        for ridge in self.ridges[len(picked) :]:
-            ridge.setVisible(False)
+            ticks.append((float(n), "now" if n == 0 else str(steps[i])))
+        for n in range(len(picked), len(self.ridges)):
+            self.ridges[n].setVisible(False)
+            self._ridge_drawn.pop(n, None)
         every = max(1, len(ticks) // 6)
         if ticks[::every] != self._ridge_ticks:  # a new axis costs a redraw of its text
             self._ridge_ticks = ticks[::every]
             self.spread_plot.getAxis("left").setTicks([self._ridge_ticks])
         set_title(self.spread_plot, f"{path}: weights over time")
+
+    @staticmethod
+    def _set_ridge(
+        ridge: pg.PlotCurveItem, hist: dict[str, Any], base: float, tallest: float, colour: Any
+    ) -> None:
+        fill = pg.mkColor(colour)
+        fill.setAlpha(150)
+        heights = base + RIDGE_HEIGHT * hist["weight_counts"] / tallest
+        ridge.setData(hist["weight_edges"], heights, stepMode="center", fillLevel=base, brush=fill)
+        ridge.setPen(pg.mkPen(colour.darker(130), width=1))
 
     def _chose_layer(self) -> None:
         if self.latest is not None:

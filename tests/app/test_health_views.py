@@ -16,6 +16,7 @@ from gradient_lab.app.views.weights_view import (
     Timeline,
     WeightsView,
     hinton_rgba,
+    ridge_picks,
 )
 from gradient_lab.engine.cli.main import default_experiment_path
 from gradient_lab.engine.service.worker import SessionService
@@ -165,14 +166,15 @@ def test_weight_histograms_over_time_count_every_weight(served, qtbot):
     assert steps == [s.step for s in svc.heard]
     assert all(h["layers.0"]["weight_counts"].sum() == 2 * 4 + 4 for h in hists)
     drawn = [r for r in view.ridges if r.isVisible()]
-    assert len(drawn) == RIDGES
+    picked = ridge_picks(len(steps), RIDGES)
+    assert len(drawn) == len(picked) and RIDGES // 2 <= len(picked) <= RIDGES
     newest = svc.heard[-1].histograms()["layers.0"]
     x, y = drawn[0].getData()  # the newest, in front, on the baseline 0
     np.testing.assert_array_equal(x, newest["weight_edges"])
     counts = newest["weight_counts"]
     np.testing.assert_allclose(y / y.max(), counts / counts.max())  # the same shape
     assert y.max() <= RIDGE_HEIGHT
-    assert [r.opts["fillLevel"] for r in drawn] == list(range(RIDGES))  # one baseline a row
+    assert [r.opts["fillLevel"] for r in drawn] == list(range(len(picked)))  # a baseline a row
 
     view.layer_box.setCurrentIndex(1)  # layers.1.W: 4×4 weights and 4 biases
     x, y = drawn[0].getData()
@@ -300,3 +302,34 @@ def test_the_heat_map_s_colour_scale_holds_still_and_grows_when_a_weight_outgrow
     assert grown.endswith(f"±{2.5 * largest:.3g})")
     view.show_snapshot(scaled(0.5, playing=False))  # paused: its own exact scale
     assert view.heat_plot.getPlotItem().titleLabel.text.endswith(f"±{0.5 * largest:.3g})")
+
+
+def test_the_stack_s_older_ridges_stay_as_the_history_grows():
+    for entries in range(1, 200):
+        picked = ridge_picks(entries, RIDGES)
+        assert picked[-1] == entries - 1 and len(picked) <= RIDGES  # the newest, and few
+        assert picked == sorted(set(picked))
+        assert len(picked) >= min(entries, RIDGES // 2)  # still a stack
+        # one more entry: no older ridge appears but the one that was the newest (when the
+        # stride doubles, every other one goes)
+        older = set(picked[:-1])
+        assert set(ridge_picks(entries + 1, RIDGES)[:-1]) <= older | {entries - 1}
+
+
+def test_only_the_ridges_that_change_are_set_again(served, qtbot):
+    svc, view, _ = trained_views(served, qtbot, rounds=20, steps=10)
+    calls = []
+    set_ridge = view._set_ridge
+    view._set_ridge = lambda ridge, *args: calls.append(ridge) or set_ridge(ridge, *args)
+    view.draw_spread()
+    assert len(calls) == len([r for r in view.ridges if r.isVisible()])  # all, at first
+    calls.clear()
+    view.draw_spread()
+    assert calls == []  # nothing changed
+    view.timeline.stride = 64  # as in a long run: a snapshot is the newest, not kept
+    for _ in range(2):
+        calls.clear()
+        svc.run(10).result(WAIT)
+        view.add_snapshots([svc.heard[-1]])
+        view.draw_spread()
+    assert calls == [view.ridges[0]]  # the newest alone (its scale held)

@@ -266,3 +266,28 @@ def test_at_a_teaching_speed_every_view_draws_every_step(window, qtbot):
     assert len(stepped) >= 3
     for name in ("inspector", "weights", "gradients"):
         assert stepped <= set(drawn[name])  # the same step everywhere, as a student reads it
+
+
+def test_playing_lays_nothing_out_again(window, qtbot):
+    """The step count and the training state change at every frame; the labels showing them
+    keep their size, so the window is not laid out again (with its docks animated in place)."""
+    win = window()
+    layouts = []
+
+    class Counter(QtCore.QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QtCore.QEvent.Type.LayoutRequest:
+                layouts.append(obj)
+            return False
+
+    counter = Counter()
+    win.installEventFilter(counter)
+    win.controls.speed.setCurrentText("as fast as possible")
+    win.controls.play.trigger()
+    start = win.frames
+    qtbot.waitUntil(lambda: win.frames >= start + 90 and win.latest.step > 1000, timeout=WAIT_MS)
+    win.controls.play.trigger()
+    settle(qtbot, win, lambda s: not s.playing)
+    win.removeEventFilter(counter)
+    assert len(layouts) <= 4  # Play and Pause, and a label widening for a longer text
+    assert win.timeline.label.text() == f"step {win.latest.step:,} of {win.latest.step:,}"
