@@ -2,8 +2,8 @@
 dock open (the landscape computed, so its live path grows): frames drawn per second by each
 view, the share of the headless service's steps a second that training keeps with the window
 open, and how late a 10 ms timer on the GUI thread fires (how long input waits). The network
-and its output draw every frame, the docks one a frame in turn. Rounds alternate with the
-service alone, as this machine's speed drifts within seconds."""
+and its output draw every frame, the docks in turn, as many a frame as there is time for.
+Rounds alternate with the service alone, as this machine's speed drifts within seconds."""
 
 from __future__ import annotations
 
@@ -238,9 +238,7 @@ def report(record: dict[str, Any]) -> str:
         elif fps == 0:
             mark = "   (behind a tab: not drawn)"
         else:
-            mark = (
-                "   (a dock: the docks shown draw one a frame, in turn, each 10 a second at most)"
-            )
+            mark = "   (a dock: the docks shown draw in turn, as many a frame as there is time for)"
         lines.append(f"{name:<18} {fps:8.1f}{mark}")
     lines += [
         IDLE,

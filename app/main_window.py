@@ -19,6 +19,7 @@ from gradient_lab.app import autosave, theme
 from gradient_lab.app.background import in_background, when_done
 from gradient_lab.app.bridge import ServiceBridge
 from gradient_lab.app.classroom import ClassroomDialog, apply_classroom
+from gradient_lab.app.dock_turns import DockTurns
 from gradient_lab.app.editor.experiment_editor import ExperimentEditor
 from gradient_lab.app.editor.weight_edit import WeightChange
 from gradient_lab.app.export import ExportMenu
@@ -40,7 +41,6 @@ from gradient_lab.app.views.weights_view import WeightsView
 
 RENDER_MS = 25  # the frame clock: a frame is drawn when a snapshot is new, up to 40 a second
 TURNS_ABOVE = 10.0  # steps a second beyond which the docks take turns (at 5 steps/s all draw)
-DOCK_EVERY_S = 0.1  # a dock draws at most 10 times a second, even alone
 SNAPSHOT_RATE = 60.0  # at most; at full speed one a compiled chunk, about 45 a second
 RECENT_FILES = 8
 # about as wide as the status bar's training state gets (it widens for a wider one)
@@ -75,7 +75,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.latest: Any = None
         self.rendered_version = -1
         self.frames = 0
-        self._dock_drawn: dict[QtWidgets.QWidget, float] = {}  # when each dock drew last
+        self.dock_turns = DockTurns()
+        self._last_tick = time.perf_counter()  # when the frame clock ticked last
         self.phase_done: str | None = None
         self.setWindowTitle("Gradient Lab")
         self.resize(1280, 800)
@@ -498,6 +499,8 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ drawing
     def draw_frame(self) -> None:
         """Draw the newest snapshot if it is new (the render timer calls this)."""
+        now = time.perf_counter()
+        gap, self._last_tick = now - self._last_tick, now
         snap = self.latest
         if snap is None or snap.version == self.rendered_version:
             return
@@ -512,17 +515,12 @@ class MainWindow(QtWidgets.QMainWindow):
             for view, draw in self._dock_drawers()
             if _shown(view) and (view is not self.landscape or self.landscape.result is not None)
         ]  # a landscape not computed yet has nothing to draw
-        now = time.perf_counter()
         rate = self.controls.rate()
-        if snap.playing and docks and (rate is None or rate > TURNS_ABOVE):
-            # playing fast: one dock a frame, in turn, each at most every DOCK_EVERY_S; the
-            # network and its output keep the frame rate and the docks share the rest (on 2
-            # cores the GUI shares the interpreter with the worker). A paused, stepped or
-            # slowly played state is drawn everywhere at once.
-            view, draw = docks[self.frames % len(docks)]
-            docks = [] if now - self._dock_drawn.get(view, 0.0) < DOCK_EVERY_S else [(view, draw)]
-        for view, draw in docks:
-            self._dock_drawn[view] = now
+        if snap.playing and (rate is None or rate > TURNS_ABOVE):
+            # playing fast: the docks draw in turn, as many a frame as there is time for; a
+            # paused, stepped or slowly played state is drawn everywhere at once
+            docks = self.dock_turns.take(docks, gap)
+        for _view, draw in docks:
             draw(snap)
         if not snap.playing:
             self.landscape.draw_pending()  # even behind a tab: its path is the run's record

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtWidgets
 
+from gradient_lab.app.dock_turns import FEWEST
 from gradient_lab.app.palette import NEGATIVE, POSITIVE, diverging_rgba
 from gradient_lab.app.views.output_view import RESOLUTION
 from gradient_lab.engine.cli.main import default_experiment_path
@@ -237,7 +238,7 @@ def count_draws(win):
     return drawn
 
 
-def test_while_playing_the_docks_draw_in_turn_and_a_pause_draws_every_view(window, qtbot):
+def test_while_playing_the_docks_take_turns_and_a_pause_draws_every_view(window, qtbot):
     win = window()
     drawn = count_draws(win)
     win.controls.speed.setCurrentText("as fast as possible")
@@ -247,8 +248,9 @@ def test_while_playing_the_docks_draw_in_turn_and_a_pause_draws_every_view(windo
     paused = settle(qtbot, win, lambda s: not s.playing)
     frames = len(drawn["network"])
     for name in ("inspector", "weights", "gradients", "curves"):
-        # one dock a frame, in turn (and every dock on the first frames, which come slowly)
-        assert 40 / 4 - 2 <= len(drawn[name]) - 1 <= frames / 4 + 4
+        # in turn, as many a frame as there is time for: each now and then, and none more
+        # often than the network, which draws every frame
+        assert 40 * FEWEST / 4 <= len(drawn[name]) <= frames + 2
     for name in ("network", "inspector", "weights", "gradients"):
         assert drawn[name][-1] == paused.step  # paused: every view shows the same state
     assert win.weights.latest.step == paused.step
