@@ -10,6 +10,7 @@ pyqtgraph's own log mode does for curves.
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import Any
 
@@ -24,6 +25,7 @@ from gradient_lab.app.views.weights_view import Timeline
 
 REFERENCE_RATIO = 1e-3  # the rule of thumb for ‖Δw‖/‖w‖ per step
 REDRAW_MS = 100  # on its own clock, the ratio curves redraw at most ten times a second
+UNITS_EVERY_S = 0.25  # while playing, the dead and saturated units are counted this often
 MEAN_COLOUR = POSITIVE
 MAX_COLOUR = (120, 180, 225)
 DEAD_COLOUR = NEGATIVE
@@ -159,12 +161,14 @@ class GradientsView(QtWidgets.QWidget):
         self.timeline = Timeline()
         self.flow_range, self.ratio_range = SteadyRange(), SteadyRange()  # set by this view
         self.history_clock = HistoryClock(self.draw_ratios, REDRAW_MS, self)
+        self._units_drawn = 0.0  # when the unit shares were counted last
 
     # ------------------------------------------------------------------ data
     def set_facts(self, facts: Any, snapshot: Any, probe: np.ndarray | None = None) -> None:
         """A new session: its layers on the axes, the history emptied."""
         self.facts = facts
         self.flow_range, self.ratio_range = SteadyRange(), SteadyRange()
+        self._units_drawn = 0.0
         self.probe = probe if probe is not None else snapshot.probe_inputs()
         self.timeline.clear()
         self.paths = list(snapshot.layer_stats())
@@ -216,7 +220,12 @@ class GradientsView(QtWidgets.QWidget):
             return
         self._draw_flow(snapshot.layer_stats())
         self._draw_spread(snapshot.gradient_magnitudes())
-        self._draw_units(snapshot.unit_activity(self.probe) if self.probe is not None else {})
+        now = time.perf_counter()
+        if not snapshot.playing or now - self._units_drawn >= UNITS_EVERY_S:
+            # a forward pass over the probe samples: while playing a few times a second, as
+            # units die or saturate over many steps; exact when paused
+            self._units_drawn = now
+            self._draw_units(snapshot.unit_activity(self.probe) if self.probe is not None else {})
 
     def _draw_flow(self, stats: dict[str, dict[str, float]]) -> None:
         self.flow = {p: (stats[p]["grad_abs_mean"], stats[p]["grad_abs_max"]) for p in self.paths}
@@ -233,20 +242,21 @@ class GradientsView(QtWidgets.QWidget):
             bars.setOpts(x=x + shift * BAR, y0=low, height=np.nan_to_num(logs - low), width=BAR)
         self.flow_plot.setYRange(low, high, padding=0)
         self.flow_plot.setXRange(-0.6, max(len(self.paths), 1) - 0.4, padding=0)
-        self.flow_plot.setToolTip(
-            "\n".join(
-                [FLOW_HELP, ""]
-                + [f"{p}: mean |g| {a:.3g}, max |g| {b:.3g}" for p, (a, b) in self.flow.items()]
-            )
+        tip = "\n".join(
+            [FLOW_HELP, ""]
+            + [f"{p}: mean |g| {a:.3g}, max |g| {b:.3g}" for p, (a, b) in self.flow.items()]
         )
+        if tip != self.flow_plot.toolTip():
+            self.flow_plot.setToolTip(tip)
 
     def _draw_spread(self, magnitudes: dict[str, Any]) -> None:
+        # an empty bin at each end brings the outline down to 0 (as a fill would, at a cost)
         edges = magnitudes["edges"]
+        width = edges[1] - edges[0]
+        edges = np.concatenate([[edges[0] - width], edges, [edges[-1] + width]])
         for i, path in enumerate(self.paths):
-            counts = magnitudes["counts"][path]
-            self.spread_curves[path].setData(
-                edges, counts, stepMode="center", fillLevel=0, brush=(0, 0, 0, 0)
-            )
+            counts = np.concatenate([[0], magnitudes["counts"][path], [0]])
+            self.spread_curves[path].setData(edges, counts, stepMode="center")
             zeros = magnitudes["zeros"][path]
             label = layer_label(self.facts, path) + (f"  ({zeros} exactly 0)" if zeros else "")
             self._legend_text(self.spread_legend, i, label)
@@ -269,7 +279,10 @@ class GradientsView(QtWidgets.QWidget):
             (self.dead_bars, dead, -0.5),
             (self.saturated_bars, saturated, 0.5),
         ):
-            bars.setOpts(x=x + shift * BAR, height=np.nan_to_num(100 * share), width=BAR)
+            height = np.nan_to_num(100 * share)
+            shown = bars.opts.get("height")
+            if shown is None or not np.array_equal(shown, height) or len(shown) != len(x):
+                bars.setOpts(x=x + shift * BAR, height=height, width=BAR)  # shares seldom move
         while len(self.unit_labels) < len(self.unit_paths):
             label = pg.TextItem(anchor=(0.5, 1.0), color=(60, 60, 60))
             self.units_plot.addItem(label)

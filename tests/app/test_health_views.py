@@ -95,8 +95,10 @@ def test_gradient_flow_bars_are_the_engine_s_gradient_sizes(served, qtbot):
     assert np.all(np.asarray(view.mean_bars.opts["y0"]) < np.log10(min(means)))
     magnitudes = snap.gradient_magnitudes()
     x, counts = view.spread_curves["layers.1"].getData()
-    np.testing.assert_array_equal(x, magnitudes["edges"])
-    np.testing.assert_array_equal(counts, magnitudes["counts"]["layers.1"])
+    edges, width = magnitudes["edges"], magnitudes["edges"][1] - magnitudes["edges"][0]
+    np.testing.assert_array_equal(x[1:-1], edges)  # and an empty bin at each end
+    np.testing.assert_allclose([x[0], x[-1]], [edges[0] - width, edges[-1] + width])
+    np.testing.assert_array_equal(counts, [0, *magnitudes["counts"]["layers.1"], 0])
 
 
 def test_the_ratio_curve_gains_a_point_per_snapshot_and_starts_over_after_a_rewind(served, qtbot):
@@ -333,3 +335,33 @@ def test_only_the_ridges_that_change_are_set_again(served, qtbot):
         view.add_snapshots([svc.heard[-1]])
         view.draw_spread()
     assert calls == [view.ridges[0]]  # the newest alone (its scale held)
+
+
+def test_while_playing_units_are_counted_a_few_times_a_second_and_exactly_when_paused(
+    served, qtbot, monkeypatch
+):
+    from dataclasses import replace
+
+    import gradient_lab.app.views.gradients_view as module
+
+    svc = served(load_experiment(default_experiment_path()))
+    svc.run(50).result(WAIT)
+    snap = svc.snapshot
+    _, view = views(qtbot, snap)
+    counted = []
+    draw_units = view._draw_units
+    view._draw_units = lambda activity: counted.append(activity) or draw_units(activity)
+    clock = [view._units_drawn + 10.0]
+    monkeypatch.setattr(module.time, "perf_counter", lambda: clock[0])
+    playing = replace(snap, playing=True)
+    view.show_snapshot(playing)
+    view.show_snapshot(playing)  # the same moment: not counted again
+    clock[0] += module.UNITS_EVERY_S
+    view.show_snapshot(playing)
+    assert len(counted) == 2
+    view.show_snapshot(snap)  # paused: counted at once
+    assert len(counted) == 3
+    exact = snap.unit_activity(view.probe)
+    assert [view.activity[p]["saturated"] for p in ("layers.0", "layers.1")] == [
+        exact[p]["saturated"] for p in ("layers.0", "layers.1")
+    ]
