@@ -630,7 +630,7 @@ class Session:
     def _new_permutation(self) -> None:
         n = len(self.x_train)
         if self.experiment.training.shuffle:
-            self.perm = self.rng.permutation(n).astype(np.int64)
+            self.perm = self.rng.permutation(n).astype(np.int64, copy=False)
         else:
             self.perm = np.arange(n, dtype=np.int64)
 
@@ -849,29 +849,21 @@ class Session:
 
     def _plan_batches(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
         """The sample order for the next n steps (drawing each new epoch's permutation in turn,
-        as stepping would) and each step's start and size in it."""
-        n_train, bs = len(self.x_train), self.batch_size
-        perms: list[np.ndarray] = []
-        starts: list[np.ndarray] = []
-        sizes: list[np.ndarray] = []
-        batch = self.batch_in_epoch
-        if batch > 0:
+        as stepping would) and each step's start and size in it. Worked out for all n steps at
+        once: at full speed a chunk spans dozens of small epochs."""
+        n_train, spe = len(self.x_train), self.steps_per_epoch
+        position = self.batch_in_epoch + np.arange(n, dtype=np.int64)  # from this epoch's start
+        epoch, local = np.divmod(position, spe)
+        local *= self.batch_size
+        perms = [self.perm] if self.batch_in_epoch > 0 else []
+        epochs = int(epoch[-1]) + 1 if n else len(perms)
+        for _ in range(epochs - len(perms)):  # in order: the stream stays the same
+            self._new_permutation()
             perms.append(self.perm)
-        planned = 0
-        while planned < n:
-            if batch == 0:
-                self._new_permutation()
-                perms.append(self.perm)
-            count = min(n - planned, self.steps_per_epoch - batch)
-            planned += count
-            local = (batch + np.arange(count, dtype=np.int64)) * bs
-            starts.append(local + (len(perms) - 1) * n_train)
-            sizes.append(np.minimum(bs, n_train - local))
-            batch = (batch + count) % self.steps_per_epoch
         order = np.concatenate(perms) if len(perms) > 1 else perms[0]
-        start_arr = np.concatenate(starts) if len(starts) > 1 else starts[0]
-        size_arr = np.concatenate(sizes) if len(sizes) > 1 else sizes[0]
-        return order, start_arr, size_arr.astype(np.int64), perms
+        starts = local + epoch * n_train
+        sizes = np.minimum(self.batch_size, n_train - local)
+        return order, starts, sizes, perms
 
     def _learning_rates(self, n: int) -> np.ndarray:
         if self.schedule is None:
