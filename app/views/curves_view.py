@@ -17,6 +17,28 @@ STEP_PEN = pg.mkPen((150, 150, 150), width=1)
 REDRAW_MS = 100  # on its own clock, curves of 10⁵ points redraw at most ten times a second
 
 
+class RowBuffer:
+    """Rows appended in place, in a buffer that doubles when full: the history's step rows
+    arrive a few at a time and are drawn whole (joining them at each frame copied them all)."""
+
+    def __init__(self, columns: int = 3) -> None:
+        self._buffer = np.zeros((1024, columns))
+        self._count = 0
+
+    def extend(self, rows: np.ndarray) -> None:
+        end = self._count + len(rows)
+        if end > len(self._buffer):
+            grown = np.zeros((max(end, 2 * len(self._buffer)), self._buffer.shape[1]))
+            grown[: self._count] = self._buffer[: self._count]
+            self._buffer = grown  # rows handed out before stay as they were
+        self._buffer[self._count : end] = rows
+        self._count = end
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self._buffer[: self._count]
+
+
 class CurvesView(QtWidgets.QWidget):
     """Keeps the history the snapshots deliver (new rows each time, or all after a reset)."""
 
@@ -46,8 +68,7 @@ class CurvesView(QtWidgets.QWidget):
         plots.addWidget(self.metric_plot)
         layout.addLayout(plots, 1)
         layout.addLayout(bar)
-        self._pieces: list[np.ndarray] = []  # joined when drawn: not at every snapshot
-        self._joined = np.zeros((0, 3))
+        self._rows = RowBuffer()  # every step row received
         self.epochs: list[dict[str, Any]] = []
         # the split's numbers the epochs carry (the instruments' own, such as sharpness, have
         # docks of their own)
@@ -58,7 +79,7 @@ class CurvesView(QtWidgets.QWidget):
         )
 
     def clear(self) -> None:
-        self._pieces, self._joined, self.epochs = [], np.zeros((0, 3)), []
+        self._rows, self.epochs = RowBuffer(), []
         self._keys.clear()
         self._redraw()
 
@@ -66,10 +87,10 @@ class CurvesView(QtWidgets.QWidget):
         """Take each snapshot's new history rows, in order."""
         for snap in snapshots:
             if snap.history_reset:
-                self._pieces, self._joined = [], np.zeros((0, 3))
+                self._rows = RowBuffer()
                 self._keys.clear()
             if len(snap.new_steps):
-                self._pieces.append(snap.new_steps)
+                self._rows.extend(snap.new_steps)
             snap.merge_epochs(self.epochs)
             for record in snap.new_epochs:
                 self._keys.update(k for k in record if k.startswith(("train_", "val_")))
@@ -78,16 +99,16 @@ class CurvesView(QtWidgets.QWidget):
     @property
     def steps(self) -> np.ndarray:
         """Every step row received, (step, epoch, loss)."""
-        if self._pieces:
-            self._joined = np.concatenate([self._joined, *self._pieces])
-            self._pieces = []
-        return self._joined
+        return self._rows.rows
 
     def _redraw(self) -> None:
         rows = self.steps
         self.step_curve.setData(rows[:, 0] + 1, rows[:, 2])
         steps = [r["step"] for r in self.epochs]
         keys = sorted(self._keys)
+        # one pass over the records for every key (thousands of records, a few keys)
+        table = np.array([[r.get(k, np.nan) for k in keys] for r in self.epochs], dtype=float)
+        table = table.reshape(len(self.epochs), len(keys))
         for i, key in enumerate(keys):
             is_loss = key.endswith("_loss")
             curves, plot = (
@@ -99,8 +120,7 @@ class CurvesView(QtWidgets.QWidget):
                 colour = CLASS_COLOURS[(i + 1) % len(CLASS_COLOURS)]
                 style = pg.mkPen(colour, width=2.2 if key.startswith("val") else 1.6)
                 curves[key] = plot.plot(pen=style, name=key.replace("_", " "), symbol=None)
-            ys = [r.get(key, np.nan) for r in self.epochs]
-            curves[key].setData(steps, ys)
+            curves[key].setData(steps, table[:, i])
         for curves in (self.epoch_curves, self.metric_curves):
             for key, curve in curves.items():
                 if key not in keys:

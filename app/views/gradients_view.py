@@ -281,7 +281,7 @@ class GradientsView(QtWidgets.QWidget):
         ):
             height = np.nan_to_num(100 * share)
             shown = bars.opts.get("height")
-            if shown is None or not np.array_equal(shown, height) or len(shown) != len(x):
+            if shown is None or not np.array_equal(shown, height):
                 bars.setOpts(x=x + shift * BAR, height=height, width=BAR)  # shares seldom move
         while len(self.unit_labels) < len(self.unit_paths):
             label = pg.TextItem(anchor=(0.5, 1.0), color=(60, 60, 60))
