@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from gradient_lab.app import autosave, theme
+from gradient_lab.app import autosave, collector, theme
 from gradient_lab.app.background import in_background, when_done
 from gradient_lab.app.bridge import ServiceBridge
 from gradient_lab.app.classroom import ClassroomDialog, apply_classroom
@@ -473,6 +473,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.gradients.set_facts(first.facts, first)
             self.landscape.set_facts(first.facts)
             self.controls.set_enabled(True)
+            collector.settle_heap()  # the engine and this session are here to stay
         self.curves.add_snapshots(snapshots)
         self.weights.add_snapshots(snapshots)
         self.gradients.add_snapshots(snapshots)
@@ -486,6 +487,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.compile_bar.setRange(0, total)
             self.compile_bar.setValue(done)
             self.compile_bar.setFormat(f"compiling kernels: {payload['kernel']} {done}/{total}")
+            if done == total:
+                collector.settle_heap()  # and so are the kernels
         elif name == "error":
             error = payload["error"]
             if self.facts is None:  # the build failed: the session never started
