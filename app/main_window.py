@@ -43,9 +43,9 @@ RENDER_MS = 25  # the frame clock: a frame is drawn when a snapshot is new, up t
 TURNS_ABOVE = 10.0  # steps a second beyond which the docks take turns (at 5 steps/s all draw)
 SNAPSHOT_RATE = 60.0  # at most; at full speed one a compiled chunk, about 45 a second
 RECENT_FILES = 8
-# about as wide as the status bar's training state gets (it widens for a wider one)
+# the status bar's training state while playing (it widens, now and then, for a wider one)
 STATE_TEMPLATE = "   ·   ".join(
-    ["step 9999999", "epoch 99999", "loss 1.234e-05", "train accuracy 100.0%", "playing"]
+    ["step 999999", "epoch 99999", "loss 1.234e-05", "val accuracy 100.0%", "playing"]
 )
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
+HEADROOM = "0000"  # a label outgrown widens by this much more than its text
+
 
 class SteadyLabel(QtWidgets.QLabel):
     """One line of text, at least as wide as ``template``."""
@@ -31,7 +33,9 @@ class SteadyLabel(QtWidgets.QLabel):
         hint = self.sizeHint()
         metrics = self.fontMetrics()
         frame = hint.width() - metrics.horizontalAdvance(self.text())  # margins and indent
-        width = max(hint.width(), frame + metrics.horizontalAdvance(self.template))
+        width = frame + metrics.horizontalAdvance(self.template)
+        if hint.width() > width:  # outgrown: with room for a few more digits, so it is seldom
+            width = hint.width() + metrics.horizontalAdvance(HEADROOM)
         if not start_over:
             width = max(width, self.width())
         if (width, hint.height()) != (self.width(), self.height()) or not self._fixed():

@@ -27,7 +27,7 @@ class Timeline(QtWidgets.QWidget):
         self.slider.setRange(0, 0)
         self.slider.setToolTip("Drag to go back to any step of the run, and forward again")
         self.slider.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.label = SteadyLabel("step 0 of 0", "step 9,999,999 of 9,999,999")
+        self.label = SteadyLabel("step 0 of 0", "step 999,999 of 999,999")
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(6, 0, 6, 0)
         layout.addWidget(QtWidgets.QLabel("Timeline"))

@@ -17,6 +17,8 @@ def test_fits_its_template_widens_for_wider_text_and_never_narrows(qtbot):
     label.setText(wide)
     assert label.width() >= label.fontMetrics().horizontalAdvance(wide) > fixed
     widened = label.width()
+    label.setText(wide + "0")  # a digit more: room was left for it
+    assert label.width() == widened
     label.setText("step 3")
     assert label.width() == widened
 
