@@ -209,11 +209,13 @@ def service_alone(path: Path, seconds: float, registry: Any) -> float:
 
 
 def _run(app: Any, seconds: float) -> None:
+    """The window's own event loop for ``seconds``: it sleeps when there is nothing to do, as
+    the app's does (a loop of ``processEvents`` calls would spin and hold the interpreter)."""
     from PySide6 import QtCore
 
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 5)
+    loop = QtCore.QEventLoop()
+    QtCore.QTimer.singleShot(round(1000 * seconds), loop.quit)
+    loop.exec()
 
 
 def _wait(app: Any, condition: Any, timeout: float) -> None:

@@ -519,7 +519,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if _shown(view) and (view is not self.landscape or self.landscape.result is not None)
         ]  # a landscape not computed yet has nothing to draw
         rate = self.controls.rate()
-        if snap.playing and (rate is None or rate > TURNS_ABOVE):
+        fast = snap.playing and (rate is None or rate > TURNS_ABOVE)
+        self.network.set_playing_fast(fast)
+        if fast:
             # playing fast: the docks draw in turn, as many a frame as there is time for; a
             # paused, stepped or slowly played state is drawn everywhere at once
             docks = self.dock_turns.take(docks, gap)

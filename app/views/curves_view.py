@@ -34,9 +34,49 @@ class RowBuffer:
         self._buffer[self._count : end] = rows
         self._count = end
 
+    def truncate(self, count: int) -> None:
+        """Keep the first ``count`` rows."""
+        self._count = min(self._count, count)
+
     @property
     def rows(self) -> np.ndarray:
         return self._buffer[: self._count]
+
+
+class EpochTable:
+    """The epoch records the snapshots deliver, and beside them their numbers as a table (the
+    step, then one column per key of a split, such as ``val_loss``), updated by the new rows
+    only: thousands of records were read again at every frame."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.keys: list[str] = []
+        self._table = RowBuffer(1)
+
+    def add(self, snap: Any) -> None:
+        """Bring the records and the table up to ``snap`` (reset, replaced or added to)."""
+        if snap.history_reset:
+            self.keys, self._table = [], RowBuffer(1)
+        snap.merge_epochs(self.records)
+        new = snap.new_epochs
+        keys = {k for r in new for k in r if k.startswith(("train_", "val_"))}
+        if not keys <= set(self.keys):  # a new column: the table is built again, once
+            self.keys = sorted(keys.union(self.keys))
+            self._table = RowBuffer(1 + len(self.keys))
+            new = tuple(self.records)
+        self._table.truncate(len(self.records) - len(new))  # what stays as it was
+        self._table.extend(self._rows(new))
+
+    def _rows(self, records: Any) -> np.ndarray:
+        table = [[r["step"], *(r.get(k, np.nan) for k in self.keys)] for r in records]
+        return np.array(table, dtype=float).reshape(len(records), 1 + len(self.keys))
+
+    @property
+    def steps(self) -> np.ndarray:
+        return self._table.rows[:, 0]
+
+    def column(self, key: str) -> np.ndarray:
+        return self._table.rows[:, 1 + self.keys.index(key)]
 
 
 class CurvesView(QtWidgets.QWidget):
@@ -69,18 +109,16 @@ class CurvesView(QtWidgets.QWidget):
         layout.addLayout(plots, 1)
         layout.addLayout(bar)
         self._rows = RowBuffer()  # every step row received
-        self.epochs: list[dict[str, Any]] = []
-        # the split's numbers the epochs carry (the instruments' own, such as sharpness, have
-        # docks of their own)
-        self._keys: set[str] = set()
+        # the epoch records, and the split's numbers they carry (the instruments' own, such as
+        # sharpness, have docks of their own)
+        self._epochs = EpochTable()
         self.history_clock = HistoryClock(self._redraw, REDRAW_MS, self)
         self._hover = pg.SignalProxy(
             self.loss_plot.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved
         )
 
     def clear(self) -> None:
-        self._rows, self.epochs = RowBuffer(), []
-        self._keys.clear()
+        self._rows, self._epochs = RowBuffer(), EpochTable()
         self._redraw()
 
     def add_snapshots(self, snapshots: list[Any]) -> None:
@@ -88,13 +126,15 @@ class CurvesView(QtWidgets.QWidget):
         for snap in snapshots:
             if snap.history_reset:
                 self._rows = RowBuffer()
-                self._keys.clear()
             if len(snap.new_steps):
                 self._rows.extend(snap.new_steps)
-            snap.merge_epochs(self.epochs)
-            for record in snap.new_epochs:
-                self._keys.update(k for k in record if k.startswith(("train_", "val_")))
+            self._epochs.add(snap)
         self.history_clock.mark()
+
+    @property
+    def epochs(self) -> list[dict[str, Any]]:
+        """Every epoch record received (thinned as the engine thins them)."""
+        return self._epochs.records
 
     @property
     def steps(self) -> np.ndarray:
@@ -104,11 +144,7 @@ class CurvesView(QtWidgets.QWidget):
     def _redraw(self) -> None:
         rows = self.steps
         self.step_curve.setData(rows[:, 0] + 1, rows[:, 2])
-        steps = [r["step"] for r in self.epochs]
-        keys = sorted(self._keys)
-        # one pass over the records for every key (thousands of records, a few keys)
-        table = np.array([[r.get(k, np.nan) for k in keys] for r in self.epochs], dtype=float)
-        table = table.reshape(len(self.epochs), len(keys))
+        steps, keys = self._epochs.steps, self._epochs.keys
         for i, key in enumerate(keys):
             is_loss = key.endswith("_loss")
             curves, plot = (
@@ -120,7 +156,7 @@ class CurvesView(QtWidgets.QWidget):
                 colour = CLASS_COLOURS[(i + 1) % len(CLASS_COLOURS)]
                 style = pg.mkPen(colour, width=2.2 if key.startswith("val") else 1.6)
                 curves[key] = plot.plot(pen=style, name=key.replace("_", " "), symbol=None)
-            curves[key].setData(steps, table[:, i])
+            curves[key].setData(steps, self._epochs.column(key))
         for curves in (self.epoch_curves, self.metric_curves):
             for key, curve in curves.items():
                 if key not in keys:

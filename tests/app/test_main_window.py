@@ -5,7 +5,7 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from gradient_lab.app.dock_turns import FEWEST
 from gradient_lab.app.palette import NEGATIVE, POSITIVE, diverging_rgba
@@ -244,8 +244,11 @@ def test_while_playing_the_docks_take_turns_and_a_pause_draws_every_view(window,
     win.controls.speed.setCurrentText("as fast as possible")
     win.controls.play.trigger()
     qtbot.waitUntil(lambda: len(drawn.get("network", [])) >= 40, timeout=WAIT_MS)
+    smooth = QtGui.QPainter.RenderHint.Antialiasing
+    assert not win.network.renderHints() & smooth  # plain edges while they race
     win.controls.play.trigger()
     paused = settle(qtbot, win, lambda s: not s.playing)
+    assert win.network.renderHints() & smooth  # and smooth once they hold still
     frames = len(drawn["network"])
     for name in ("inspector", "weights", "gradients", "curves"):
         # in turn, as many a frame as there is time for: each now and then, and none more
